@@ -1,0 +1,8 @@
+//! corral's pure policy: the profile schema and merge, the launch [`plan::Plan`], layer levels, and
+//! the seccomp and Landlock policies as data. No syscalls, no environment, no clock: every fact about
+//! the host comes in as an argument, so all of it is testable anywhere.
+#![forbid(unsafe_code)]
+
+pub mod landlock_policy;
+pub mod layer;
+pub mod seccomp_policy;
