@@ -3,6 +3,11 @@
 //! the host comes in as an argument, so all of it is testable anywhere.
 #![forbid(unsafe_code)]
 
+pub mod host;
 pub mod landlock_policy;
 pub mod layer;
+pub mod plan;
+pub mod profile;
+pub mod render;
 pub mod seccomp_policy;
+pub mod secrets;

@@ -109,12 +109,21 @@ impl SeccompPolicy {
         SeccompPolicy {
             deny: deny.iter().map(|s| (*s).to_string()).collect(),
             enosys: vec!["clone3".to_string()],
-            deny_namespace_flags: NAMESPACE_CLONE_FLAGS.iter().map(|(n, v)| ((*n).to_string(), *v)).collect(),
+            deny_namespace_flags: NAMESPACE_CLONE_FLAGS
+                .iter()
+                .map(|(n, v)| ((*n).to_string(), *v))
+                .collect(),
             deny_ioctls: vec![
                 // Injects input into the terminal: would type commands into the user's shell.
-                IoctlDeny { name: "TIOCSTI".into(), request: 0x5412 },
+                IoctlDeny {
+                    name: "TIOCSTI".into(),
+                    request: 0x5412,
+                },
                 // Console control (selection paste is another injection path).
-                IoctlDeny { name: "TIOCLINUX".into(), request: 0x541C },
+                IoctlDeny {
+                    name: "TIOCLINUX".into(),
+                    request: 0x541C,
+                },
             ],
             allow_socket_families: vec![
                 ("AF_UNIX".into(), 1),
@@ -135,11 +144,21 @@ mod tests {
     #[test]
     fn personality_is_denied_but_not_common_calls() {
         let p = SeccompPolicy::default_deny();
-        for call in ["ptrace", "bpf", "io_uring_setup", "mount", "setns", "open_by_handle_at"] {
+        for call in [
+            "ptrace",
+            "bpf",
+            "io_uring_setup",
+            "mount",
+            "setns",
+            "open_by_handle_at",
+        ] {
             assert!(p.deny.iter().any(|d| d == call), "{call} must be denied");
         }
         for call in ["read", "write", "openat", "clone", "execve", "socket", "ioctl"] {
-            assert!(!p.deny.iter().any(|d| d == call), "{call} must not be denied outright");
+            assert!(
+                !p.deny.iter().any(|d| d == call),
+                "{call} must not be denied outright"
+            );
         }
     }
 }

@@ -1,6 +1,13 @@
 //! corral's Linux executor. Everything that talks to the kernel lives here, and only here may
 //! `unsafe` appear, each block under a `// SAFETY:` comment naming the invariant it relies on.
 
+pub mod facts;
+pub mod init;
 pub mod landlock;
+pub mod launch;
+pub mod ll;
+pub mod mounts;
 pub mod probe;
+pub mod protocol;
 pub mod seccomp;
+pub mod session;

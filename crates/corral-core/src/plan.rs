@@ -1,0 +1,927 @@
+//! The launch plan: a pure function from (profile, invocation, host facts) to everything the
+//! executor will do, as data.
+//!
+//! `build` makes no syscalls and reads no environment: the invocation carries the host environment,
+//! home, cwd and ids; [`HostFacts`] carries what the filesystem looks like (gathered by corral-sys
+//! from the list [`probe_paths`] asks for). The executor applies the plan verbatim, so the plan
+//! printed by `--dry-run` is exactly what runs.
+//!
+//! Mount order invariant: every mount comes after the mount of its closest ancestor; the planner
+//! sorts binds, protections and masks by destination path (parents sort before children), and
+//! decides for each whether its mount point may be created (only inside tmpfs mounts corral made,
+//! never inside a host bind, where it would write to the host).
+
+use crate::landlock_policy::{FsAccess, LandlockPolicy, LandlockRule};
+use crate::layer::{Layer, Level};
+use crate::profile::{NetworkMode, Profile};
+use crate::seccomp_policy::SeccompPolicy;
+use crate::secrets::SECRET_PATHS;
+use globset::{Glob, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// The hostname inside every sandbox.
+pub const HOSTNAME: &str = "corral";
+/// System directories bound read-only when present (merged-/usr links are recreated as links).
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/usr",
+    "/etc",
+    "/opt",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/nix/store",
+    "/run/current-system",
+    "/home/linuxbrew/.linuxbrew",
+];
+/// Device nodes bound from the host into the sandbox's `/dev`.
+pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+/// Files under `/proc` hidden behind `/dev/null` (kernel memory, key names, timer internals).
+pub const PROC_MASKS: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/sysrq-trigger",
+];
+/// Size of the sandbox's `/tmp` and `/dev/shm` when the profile sets none (MiB).
+pub const DEFAULT_TMP_MB: u64 = 2048;
+/// Size of the sandbox's throwaway home (MiB).
+pub const HOME_TMPFS_MB: u64 = 1024;
+
+/// What the user asked for on this launch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// The current directory (canonical).
+    pub cwd: PathBuf,
+    /// The home directory (canonical).
+    pub home: PathBuf,
+    /// The user's name.
+    pub user: String,
+    /// Uid the sandbox runs as (the user's own, mapped 1:1).
+    pub uid: u32,
+    /// Gid the sandbox runs as.
+    pub gid: u32,
+    /// The host environment.
+    pub host_env: BTreeMap<String, String>,
+    /// The command after `--`, if any.
+    pub command: Option<Vec<String>>,
+    /// `--shell`: an interactive bash instead of the profile's command.
+    pub shell: bool,
+}
+
+/// What kind of thing a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// Anything else (device, socket, fifo).
+    Other,
+}
+
+/// Facts about one host path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathFact {
+    /// The path with every symlink resolved.
+    pub canonical: PathBuf,
+    /// What the canonical path is.
+    pub kind: FileKind,
+    /// When the path itself is a symlink: its target as written.
+    pub link: Option<PathBuf>,
+}
+
+/// What the host filesystem looks like, for the paths the planner asked about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// Every probed path that exists, keyed by the path as asked. Absent: does not exist.
+    pub paths: BTreeMap<PathBuf, PathFact>,
+    /// Existing paths matching secret patterns that contain `*` (expanded by the gatherer).
+    pub secret_matches: Vec<PathBuf>,
+    /// Paths in the workspace matching `filesystem.deny`, with their kind.
+    pub deny_matches: Vec<(PathBuf, FileKind)>,
+}
+
+/// Read-only or read-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Writes fail with EROFS.
+    ReadOnly,
+    /// Writable.
+    ReadWrite,
+}
+
+/// One step of the mount plan, applied in order by the sandbox's init before `pivot_root`.
+/// Destinations are paths inside the new root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum MountOp {
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// Where.
+        dst: PathBuf,
+        /// Mode of its root directory.
+        mode: u32,
+        /// Size cap in MiB.
+        size_mb: u64,
+        /// Create the mount point (a directory) first.
+        create: bool,
+    },
+    /// A bind mount of a host path, cloned before any mount is made (so a source that the new root
+    /// would cover is still reachable), with `nosuid,nodev`.
+    Bind {
+        /// Host path (canonical).
+        src: PathBuf,
+        /// Where.
+        dst: PathBuf,
+        /// Read-only or read-write (recursive).
+        access: Access,
+        /// Directory or file (decides the kind of mount point).
+        kind: FileKind,
+        /// Create the mount point first (only inside corral's own tmpfs).
+        create: bool,
+        /// Why this bind exists (`system`, `workspace`, `read_only`, `read_write`, `device`).
+        why: String,
+    },
+    /// Bind a path of the new tree onto itself with new flags: pins it (a mount point cannot be
+    /// renamed or removed) and, read-only, protects it.
+    Rebind {
+        /// Where (must exist).
+        dst: PathBuf,
+        /// Flags.
+        access: Access,
+        /// Why (`protect`, `pin`, `proc`).
+        why: String,
+    },
+    /// Hide what is at `dst`: a file behind a read-only `/dev/null`, a directory behind an empty
+    /// read-only tmpfs.
+    Mask {
+        /// Where (must exist).
+        dst: PathBuf,
+        /// File or directory.
+        kind: FileKind,
+        /// Why (`secret`, `deny`, `proc`).
+        why: String,
+    },
+    /// A symlink (e.g. `/bin` → `usr/bin` on merged-/usr systems, `/dev/ptmx` → `pts/ptmx`).
+    Symlink {
+        /// The link.
+        dst: PathBuf,
+        /// What it points at.
+        target: PathBuf,
+    },
+    /// A fresh procfs of the sandbox's pid namespace (`nosuid,nodev,noexec`).
+    Proc {
+        /// Where.
+        dst: PathBuf,
+    },
+    /// A private devpts instance (`newinstance,ptmxmode=0666`).
+    Devpts {
+        /// Where.
+        dst: PathBuf,
+    },
+    /// Make a mount read-only (not recursively: mounts below keep their flags).
+    ReadOnly {
+        /// Which mount.
+        dst: PathBuf,
+    },
+}
+
+/// Where an environment variable came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvSource {
+    /// Passed from the host by `env.pass`.
+    Host,
+    /// Set by corral (HOME, PATH, …).
+    Corral,
+    /// Set by the profile's `env.set`.
+    Profile,
+}
+
+/// One variable of the sandbox's environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvVar {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: String,
+    /// Source.
+    pub source: EnvSource,
+}
+
+/// A resource limit set with `setrlimit` in the sandbox's init (inherited, only ever lowered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    /// `RLIMIT_*` name.
+    pub resource: String,
+    /// Soft limit.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+}
+
+/// An empty file or directory that the supervisor creates in the workspace before launch, so that a
+/// protected path that does not exist yet can be mounted read-only (and so not created). Removed at
+/// exit; `corral gc` removes those of a killed session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placeholder {
+    /// Host path.
+    pub path: PathBuf,
+    /// File or directory.
+    pub kind: FileKind,
+}
+
+/// The network part of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkPlan {
+    /// Mode.
+    pub mode: NetworkMode,
+    /// Loopback ports connect(2) may reach.
+    pub local_ports: Vec<u16>,
+}
+
+/// Everything a launch does, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Profile name.
+    pub profile: String,
+    /// The project directory, mounted read-write at its real path.
+    pub workspace: PathBuf,
+    /// Working directory inside.
+    pub cwd: PathBuf,
+    /// Uid inside (= outside).
+    pub uid: u32,
+    /// Gid inside (= outside).
+    pub gid: u32,
+    /// Hostname inside.
+    pub hostname: String,
+    /// Level demanded per layer.
+    pub layers: BTreeMap<Layer, Level>,
+    /// Mount steps in order.
+    pub mounts: Vec<MountOp>,
+    /// Placeholders created in the workspace for the launch.
+    pub placeholders: Vec<Placeholder>,
+    /// The whole environment of the command.
+    pub env: Vec<EnvVar>,
+    /// Host variables left out (names only).
+    pub env_left_out: Vec<String>,
+    /// Landlock rules.
+    pub landlock: LandlockPolicy,
+    /// seccomp policy.
+    pub seccomp: SeccompPolicy,
+    /// rlimits.
+    pub rlimits: Vec<Rlimit>,
+    /// Network.
+    pub network: NetworkPlan,
+    /// The command and its arguments (argv[0] is looked up in PATH inside the sandbox).
+    pub command: Vec<String>,
+    /// Things the user must be told at launch (exposed secrets, …).
+    pub warnings: Vec<String>,
+}
+
+/// Why a plan could not be made. Each names the offending input and, where known, the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A path in the profile is relative or contains `..`.
+    #[error("{key}: {path:?} must be absolute (or start with `~` or `{{workspace}}`) and contain no `..`")]
+    BadPath {
+        /// Profile key.
+        key: String,
+        /// The value.
+        path: String,
+    },
+    /// A non-optional bind source does not exist.
+    #[error(
+        "{key}: {path} does not exist (create it, remove it from the profile, or mark it `optional = true`)"
+    )]
+    Missing {
+        /// Profile key.
+        key: String,
+        /// Expanded path.
+        path: PathBuf,
+    },
+    /// The workspace is `/`, `$HOME` or a parent of `$HOME`.
+    #[error("refusing workspace {0}: a workspace of your whole home would expose your secrets; run corral in a project directory, or set sandbox.allow_home_workspace = true in a profile")]
+    HomeWorkspace(PathBuf),
+    /// A bind would expose a built-in secret path.
+    #[error("{key}: {path} would expose the secret path {secret}; list it in filesystem.expose_secrets to do this on purpose")]
+    SecretBound {
+        /// Profile key.
+        key: String,
+        /// Bind path.
+        path: PathBuf,
+        /// The secret.
+        secret: PathBuf,
+    },
+    /// A deny glob does not parse.
+    #[error("filesystem.deny: bad glob {glob:?}: {reason}")]
+    BadGlob {
+        /// The glob.
+        glob: String,
+        /// Parser message.
+        reason: String,
+    },
+    /// A protected path (or a directory above it) is a symlink.
+    #[error("filesystem.protect: {path} is a symlink (to {target}), which corral cannot hold read-only; replace it with what it points to, or remove the entry from filesystem.protect")]
+    ProtectedSymlink {
+        /// The symlink.
+        path: PathBuf,
+        /// Its target as written.
+        target: PathBuf,
+    },
+    /// Nothing to run.
+    #[error("no command: give one after `--`, or set sandbox.command in the profile")]
+    NoCommand,
+}
+
+/// Expands `~` and `{workspace}` and checks the result is absolute and has no `..`.
+pub fn expand(key: &str, raw: &str, home: &Path, workspace: Option<&Path>) -> Result<PathBuf, PlanError> {
+    let bad = || PlanError::BadPath {
+        key: key.to_string(),
+        path: raw.to_string(),
+    };
+    let path = if raw == "~" {
+        home.to_path_buf()
+    } else if let Some(rest) = raw.strip_prefix("~/") {
+        home.join(rest)
+    } else if let Some(rest) = raw.strip_prefix("{workspace}") {
+        let ws = workspace.ok_or_else(bad)?;
+        ws.join(rest.trim_start_matches('/'))
+    } else {
+        PathBuf::from(raw)
+    };
+    if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(bad());
+    }
+    Ok(normalize(&path))
+}
+
+/// Removes `.` components and trailing slashes.
+fn normalize(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+/// Secret paths with `~` and `{uid}` filled in.
+pub fn secret_paths(home: &Path, uid: u32) -> Vec<PathBuf> {
+    SECRET_PATHS
+        .iter()
+        .filter_map(|s| {
+            let s = s.replace("{uid}", &uid.to_string());
+            expand("secret", &s, home, None).ok()
+        })
+        .collect()
+}
+
+/// Chooses the workspace: the git root, the cwd, or the profile's absolute path.
+pub fn choose_workspace(
+    profile: &Profile,
+    inv: &Invocation,
+    git_root: Option<&Path>,
+) -> Result<PathBuf, PlanError> {
+    match profile.workspace.as_str() {
+        "git-root" => Ok(git_root.unwrap_or(&inv.cwd).to_path_buf()),
+        "cwd" => Ok(inv.cwd.clone()),
+        other => expand("sandbox.workspace", other, &inv.home, None),
+    }
+}
+
+/// Every host path whose facts `build` needs (the gatherer stats each, and expands the `*` ones).
+pub fn probe_paths(profile: &Profile, inv: &Invocation, workspace: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
+    out.extend(DEVICES.iter().map(|d| Path::new("/dev").join(d)));
+    out.extend(PROC_MASKS.iter().map(PathBuf::from));
+    out.push(workspace.to_path_buf());
+    out.push(inv.home.clone());
+    for e in profile.read_only.iter().chain(&profile.read_write) {
+        if let Ok(p) = expand("bind", &e.path, &inv.home, Some(workspace)) {
+            out.push(p);
+        }
+    }
+    out.extend(
+        secret_paths(&inv.home, inv.uid)
+            .into_iter()
+            .filter(|p| !has_glob(p)),
+    );
+    for prot in &profile.protect {
+        let rel = Path::new(prot.trim_end_matches('/'));
+        let mut acc = workspace.to_path_buf();
+        for c in rel.components() {
+            acc.push(c);
+            out.push(acc.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn has_glob(p: &Path) -> bool {
+    p.to_string_lossy().contains('*')
+}
+
+/// Builds the plan. Pure.
+pub fn build(
+    profile: &Profile,
+    inv: &Invocation,
+    workspace: &Path,
+    facts: &HostFacts,
+) -> Result<Plan, PlanError> {
+    let home = inv.home.clone();
+    let mut warnings = Vec::new();
+
+    if !profile.allow_home_workspace && (workspace == Path::new("/") || home.starts_with(workspace)) {
+        return Err(PlanError::HomeWorkspace(workspace.to_path_buf()));
+    }
+
+    let mut mounts = Vec::new();
+    let mut ll = Vec::new();
+
+    // System directories: read-only at the same path; merged-/usr links recreated as links.
+    for dir in SYSTEM_DIRS {
+        let Some(fact) = facts.paths.get(Path::new(dir)) else {
+            continue;
+        };
+        if let Some(target) = &fact.link {
+            mounts.push(MountOp::Symlink {
+                dst: PathBuf::from(dir),
+                target: target.clone(),
+            });
+        } else if fact.kind == FileKind::Dir {
+            mounts.push(bind(
+                &fact.canonical,
+                Path::new(dir),
+                Access::ReadOnly,
+                FileKind::Dir,
+                true,
+                "system",
+            ));
+            ll.push(rule(dir, FsAccess::ReadExec));
+        }
+    }
+
+    // A fresh /proc of the new pid namespace, with kernel internals hidden.
+    mounts.push(MountOp::Proc { dst: "/proc".into() });
+    mounts.push(MountOp::Rebind {
+        dst: "/proc/sys".into(),
+        access: Access::ReadOnly,
+        why: "proc".into(),
+    });
+    for m in PROC_MASKS {
+        if facts.paths.contains_key(Path::new(m)) {
+            mounts.push(MountOp::Mask {
+                dst: PathBuf::from(m),
+                kind: FileKind::File,
+                why: "proc".into(),
+            });
+        }
+    }
+    ll.push(rule("/proc", FsAccess::ReadWriteFiles));
+
+    // A minimal /dev: a few host devices bound onto files, a private devpts, a private /dev/shm.
+    mounts.push(MountOp::Tmpfs {
+        dst: "/dev".into(),
+        mode: 0o755,
+        size_mb: 1,
+        create: true,
+    });
+    for d in DEVICES {
+        let host = Path::new("/dev").join(d);
+        if let Some(f) = facts.paths.get(&host) {
+            mounts.push(bind(
+                &f.canonical,
+                &host,
+                Access::ReadWrite,
+                FileKind::Other,
+                true,
+                "device",
+            ));
+        }
+    }
+    mounts.push(MountOp::Devpts {
+        dst: "/dev/pts".into(),
+    });
+    mounts.push(MountOp::Symlink {
+        dst: "/dev/ptmx".into(),
+        target: "pts/ptmx".into(),
+    });
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+    ] {
+        mounts.push(MountOp::Symlink {
+            dst: Path::new("/dev").join(name),
+            target: target.into(),
+        });
+    }
+    mounts.push(MountOp::Symlink {
+        dst: "/dev/stderr".into(),
+        target: "/proc/self/fd/2".into(),
+    });
+    mounts.push(MountOp::Tmpfs {
+        dst: "/dev/shm".into(),
+        mode: 0o1777,
+        size_mb: DEFAULT_TMP_MB,
+        create: true,
+    });
+    mounts.push(MountOp::ReadOnly { dst: "/dev".into() });
+    ll.push(rule("/dev", FsAccess::ReadWriteDev));
+    ll.push(rule("/dev/shm", FsAccess::Full));
+
+    // A private /tmp and a throwaway home.
+    mounts.push(MountOp::Tmpfs {
+        dst: "/tmp".into(),
+        mode: 0o1777,
+        size_mb: DEFAULT_TMP_MB,
+        create: true,
+    });
+    ll.push(rule("/tmp", FsAccess::Full));
+    mounts.push(MountOp::Tmpfs {
+        dst: home.clone(),
+        mode: 0o700,
+        size_mb: HOME_TMPFS_MB,
+        create: true,
+    });
+    ll.push(LandlockRule {
+        path: home.clone(),
+        access: FsAccess::Full,
+    });
+
+    // Binds of the profile and the workspace, then protections and masks, all in path order.
+    let mut binds: Vec<(PathBuf, PathBuf, Access, FileKind, String)> = Vec::new(); // (src, dst, ..)
+    let ws_fact = facts.paths.get(workspace).ok_or_else(|| PlanError::Missing {
+        key: "workspace".into(),
+        path: workspace.to_path_buf(),
+    })?;
+    binds.push((
+        ws_fact.canonical.clone(),
+        workspace.to_path_buf(),
+        Access::ReadWrite,
+        FileKind::Dir,
+        "workspace".into(),
+    ));
+    for (list, access, key) in [
+        (&profile.read_only, Access::ReadOnly, "filesystem.read_only"),
+        (&profile.read_write, Access::ReadWrite, "filesystem.read_write"),
+    ] {
+        for e in list {
+            let dst = expand(key, &e.path, &home, Some(workspace))?;
+            match facts.paths.get(&dst) {
+                Some(f) => binds.push((f.canonical.clone(), dst, access, f.kind, key.to_string())),
+                None if e.optional => {}
+                None => {
+                    return Err(PlanError::Missing {
+                        key: key.to_string(),
+                        path: dst,
+                    })
+                }
+            }
+        }
+    }
+
+    // Secrets: a bind inside a secret is refused; a secret inside a bind is masked.
+    let exposed: Vec<PathBuf> = profile
+        .expose_secrets
+        .iter()
+        .map(|s| expand("filesystem.expose_secrets", s, &home, Some(workspace)))
+        .collect::<Result<_, _>>()?;
+    let mut secrets: Vec<(PathBuf, PathFact)> = secret_paths(&home, inv.uid)
+        .into_iter()
+        .filter_map(|p| facts.paths.get(&p).map(|f| (p, f.clone())))
+        .collect();
+    for m in &facts.secret_matches {
+        if let Some(f) = facts.paths.get(m) {
+            secrets.push((m.clone(), f.clone()));
+        }
+    }
+    let mut masks: Vec<(PathBuf, FileKind, &str)> = Vec::new();
+    for (secret, fact) in &secrets {
+        if exposed.iter().any(|e| e == secret) {
+            warnings.push(format!(
+                "secret path {} is exposed by filesystem.expose_secrets",
+                secret.display()
+            ));
+            continue;
+        }
+        for (src, dst, _, _, key) in &binds {
+            if src.starts_with(&fact.canonical) {
+                return Err(PlanError::SecretBound {
+                    key: key.clone(),
+                    path: dst.clone(),
+                    secret: secret.clone(),
+                });
+            }
+            if let Ok(rest) = fact.canonical.strip_prefix(src) {
+                masks.push((dst.join(rest), fact.kind, "secret"));
+            }
+        }
+    }
+    for (path, kind) in &facts.deny_matches {
+        masks.push((path.clone(), *kind, "deny"));
+    }
+
+    // Protections: pin every ancestor inside the workspace (a mount point cannot be renamed or
+    // removed, so the path cannot be moved aside), mount the path read-only, and give a path that
+    // does not exist yet a placeholder so it cannot be created.
+    let mut rebinds: Vec<(PathBuf, Access, &str)> = Vec::new();
+    let mut placeholders = Vec::new();
+    for prot in &profile.protect {
+        let is_dir = prot.ends_with('/');
+        let rel = Path::new(prot.trim_end_matches('/'));
+        if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(PlanError::BadPath {
+                key: "filesystem.protect".into(),
+                path: prot.clone(),
+            });
+        }
+        let full = workspace.join(rel);
+        let mut acc = workspace.to_path_buf();
+        for c in rel.components() {
+            acc.push(c);
+            let fact = facts.paths.get(&acc);
+            if let Some(link) = fact.and_then(|f| f.link.as_ref()) {
+                // A symlink cannot be a mount point, so it cannot be held in place: the agent could
+                // replace it. Fail closed rather than protect nothing.
+                return Err(PlanError::ProtectedSymlink {
+                    path: acc.clone(),
+                    target: link.clone(),
+                });
+            }
+            let exists = fact.map(|f| f.kind);
+            if acc == full || exists.is_none() {
+                if exists.is_none() {
+                    let kind = if acc == full && !is_dir {
+                        FileKind::File
+                    } else {
+                        FileKind::Dir
+                    };
+                    placeholders.push(Placeholder {
+                        path: acc.clone(),
+                        kind,
+                    });
+                }
+                rebinds.push((acc.clone(), Access::ReadOnly, "protect"));
+                break;
+            }
+            if exists != Some(FileKind::Dir) {
+                break; // an ancestor is a file: the protected path cannot exist below it
+            }
+            rebinds.push((acc.clone(), Access::ReadWrite, "pin"));
+        }
+    }
+    // ReadOnly sorts before ReadWrite: a path both pinned and protected stays read-only.
+    rebinds.sort();
+    rebinds.dedup_by(|a, b| a.0 == b.0);
+    placeholders.sort_by(|a, b| a.path.cmp(&b.path));
+    placeholders.dedup();
+
+    // Merge in path order; at equal paths: bind, then rebind, then mask.
+    let mut tail: Vec<(PathBuf, u8, MountOp)> = Vec::new();
+    for (src, dst, access, kind, key) in &binds {
+        let why = if key == "workspace" {
+            "workspace".to_string()
+        } else {
+            key.trim_start_matches("filesystem.").to_string()
+        };
+        tail.push((dst.clone(), 0, bind(src, dst, *access, *kind, false, &why)));
+        let acc = match access {
+            Access::ReadOnly => FsAccess::ReadExec,
+            Access::ReadWrite => FsAccess::Full,
+        };
+        ll.push(LandlockRule {
+            path: dst.clone(),
+            access: acc,
+        });
+    }
+    for (dst, access, why) in rebinds {
+        tail.push((
+            dst.clone(),
+            1,
+            MountOp::Rebind {
+                dst,
+                access,
+                why: why.to_string(),
+            },
+        ));
+    }
+    for (dst, kind, why) in masks {
+        tail.push((
+            dst.clone(),
+            2,
+            MountOp::Mask {
+                dst,
+                kind,
+                why: why.to_string(),
+            },
+        ));
+    }
+    tail.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    tail.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    // A bind's mount point may be created only when its closest mounted ancestor is a tmpfs of ours.
+    let tmpfs_roots: Vec<PathBuf> = mounts
+        .iter()
+        .filter_map(|m| match m {
+            MountOp::Tmpfs { dst, .. } => Some(dst.clone()),
+            _ => None,
+        })
+        .chain([home.clone()])
+        .collect();
+    let mut placed: Vec<(PathBuf, bool)> = vec![(PathBuf::from("/"), true)];
+    placed.extend(tmpfs_roots.iter().map(|p| (p.clone(), true)));
+    for m in &mounts {
+        if let MountOp::Bind { dst, .. } = m {
+            placed.push((dst.clone(), false));
+        }
+    }
+    for (_, _, op) in &mut tail {
+        if let MountOp::Bind { dst, create, .. } = op {
+            let owner = placed
+                .iter()
+                .filter(|(p, _)| dst.starts_with(p) && p != dst)
+                .max_by_key(|(p, _)| p.as_os_str().len());
+            *create = owner.is_some_and(|(_, ours)| *ours);
+            placed.push((dst.clone(), false));
+        }
+    }
+    mounts.extend(tail.into_iter().map(|(_, _, op)| op));
+    mounts.push(MountOp::ReadOnly { dst: "/".into() });
+
+    // Landlock: directory listing from the root down (names only), then the rules above.
+    ll.insert(0, rule("/", FsAccess::ListDir));
+    let landlock = LandlockPolicy {
+        rules: ll,
+        restrict_tcp_connect: true,
+        connect_ports: profile.local_ports.clone(),
+        scope_abstract_unix: true,
+        scope_signals: true,
+    };
+
+    // Deny globs must at least parse (the gatherer already matched them).
+    deny_globset(&profile.deny)?;
+
+    let (env, env_left_out) = build_env(profile, inv);
+
+    let command = match (&inv.command, inv.shell) {
+        (Some(c), _) if !c.is_empty() => c.clone(),
+        (_, true) => vec!["bash".to_string()],
+        _ => profile.command.clone(),
+    };
+    if command.is_empty() {
+        return Err(PlanError::NoCommand);
+    }
+
+    let visible = |p: &Path| {
+        mounts.iter().any(|m| match m {
+            MountOp::Bind { dst, .. } | MountOp::Tmpfs { dst, .. } => p.starts_with(dst),
+            _ => false,
+        })
+    };
+    let cwd = if visible(&inv.cwd) {
+        inv.cwd.clone()
+    } else {
+        workspace.to_path_buf()
+    };
+
+    Ok(Plan {
+        profile: profile.name.clone(),
+        workspace: workspace.to_path_buf(),
+        cwd,
+        uid: inv.uid,
+        gid: inv.gid,
+        hostname: HOSTNAME.to_string(),
+        layers: profile.layers.clone(),
+        mounts,
+        placeholders,
+        env,
+        env_left_out,
+        landlock,
+        seccomp: SeccompPolicy::default_deny(),
+        rlimits: vec![
+            Rlimit {
+                resource: "RLIMIT_CORE".into(),
+                soft: 0,
+                hard: 0,
+            },
+            Rlimit {
+                resource: "RLIMIT_NPROC".into(),
+                soft: profile.pids,
+                hard: profile.pids,
+            },
+        ],
+        network: NetworkPlan {
+            mode: profile.network_mode,
+            local_ports: profile.local_ports.clone(),
+        },
+        command,
+        warnings,
+    })
+}
+
+/// Compiles `filesystem.deny` (patterns are matched against workspace-relative paths).
+pub fn deny_globset(globs: &[String]) -> Result<globset::GlobSet, PlanError> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        let glob = Glob::new(g).map_err(|e| PlanError::BadGlob {
+            glob: g.clone(),
+            reason: e.kind().to_string(),
+        })?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| PlanError::BadGlob {
+        glob: globs.join(", "),
+        reason: e.to_string(),
+    })
+}
+
+/// The sandbox's environment: empty, plus the allowlist, plus corral's own, plus `env.set`.
+fn build_env(profile: &Profile, inv: &Invocation) -> (Vec<EnvVar>, Vec<String>) {
+    let mut b = GlobSetBuilder::new();
+    for p in &profile.env_pass {
+        if let Ok(g) = Glob::new(p) {
+            b.add(g);
+        }
+    }
+    let pass = b.build().unwrap_or_else(|_| globset::GlobSet::empty());
+    let mut vars: BTreeMap<String, EnvVar> = BTreeMap::new();
+    let mut left_out = Vec::new();
+    for (k, v) in &inv.host_env {
+        if pass.is_match(k) {
+            vars.insert(
+                k.clone(),
+                EnvVar {
+                    name: k.clone(),
+                    value: v.clone(),
+                    source: EnvSource::Host,
+                },
+            );
+        } else {
+            left_out.push(k.clone());
+        }
+    }
+    let path: Vec<String> = profile
+        .env_path
+        .iter()
+        .map(|p| {
+            expand("env.path", p, &inv.home, None)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| p.clone())
+        })
+        .collect();
+    let home = inv.home.display().to_string();
+    for (k, v) in [
+        ("HOME", home.as_str()),
+        ("USER", inv.user.as_str()),
+        ("LOGNAME", inv.user.as_str()),
+        ("SHELL", "/bin/bash"),
+        ("TMPDIR", "/tmp"),
+        ("PATH", &path.join(":")),
+        ("CORRAL_SANDBOX", "1"),
+    ] {
+        vars.insert(
+            k.to_string(),
+            EnvVar {
+                name: k.to_string(),
+                value: v.to_string(),
+                source: EnvSource::Corral,
+            },
+        );
+    }
+    for (k, v) in &profile.env_set {
+        vars.insert(
+            k.clone(),
+            EnvVar {
+                name: k.clone(),
+                value: v.clone(),
+                source: EnvSource::Profile,
+            },
+        );
+    }
+    (vars.into_values().collect(), left_out)
+}
+
+fn bind(src: &Path, dst: &Path, access: Access, kind: FileKind, create: bool, why: &str) -> MountOp {
+    MountOp::Bind {
+        src: src.to_path_buf(),
+        dst: dst.to_path_buf(),
+        access,
+        kind,
+        create,
+        why: why.to_string(),
+    }
+}
+
+fn rule(path: &str, access: FsAccess) -> LandlockRule {
+    LandlockRule {
+        path: PathBuf::from(path),
+        access,
+    }
+}

@@ -1,0 +1,376 @@
+//! The profile schema (TOML) and its resolution into a [`Profile`].
+//!
+//! Schema structs are `*Cfg`, every one `deny_unknown_fields`, every field optional so that layers
+//! (built-in < profile file < command-line flags) merge by overlay: a later layer's value replaces
+//! the earlier one's. [`Profile`] is the resolved, fully-populated value the planner consumes.
+//!
+//! Errors name the file, line and column, and suggest the nearest valid key.
+
+use crate::layer::{Layer, Level};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The built-in profiles, by name, as shipped TOML text.
+pub const BUILTIN: [(&str, &str); 1] = [("default", include_str!("../profiles/default.toml"))];
+
+/// A profile file as written: every key optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileCfg {
+    /// `[sandbox]`
+    pub sandbox: Option<SandboxCfg>,
+    /// `[filesystem]`
+    pub filesystem: Option<FilesystemCfg>,
+    /// `[network]`
+    pub network: Option<NetworkCfg>,
+    /// `[env]`
+    pub env: Option<EnvCfg>,
+    /// `[limits]`
+    pub limits: Option<LimitsCfg>,
+    /// `[layers]`: `required` / `best_effort` per layer.
+    pub layers: Option<BTreeMap<Layer, Level>>,
+}
+
+/// `[sandbox]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxCfg {
+    /// The command run when none is given.
+    pub command: Option<Vec<String>>,
+    /// `git-root`, `cwd`, or an absolute path.
+    pub workspace: Option<String>,
+    /// Allow a workspace that is `/`, `$HOME` or a parent of it.
+    pub allow_home_workspace: Option<bool>,
+}
+
+/// A path entry in `read_only` / `read_write`: a plain string, or a table with options.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum PathEntryCfg {
+    /// `"~/.cargo"`: must exist.
+    Plain(String),
+    /// `{ path = "~/.cargo", optional = true }`
+    Table(PathTableCfg),
+}
+
+/// The table form of a path entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathTableCfg {
+    /// The path (`~` and `{workspace}` expand).
+    pub path: String,
+    /// Skip silently when the path does not exist.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// `[filesystem]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemCfg {
+    /// Host paths bound read-only.
+    pub read_only: Option<Vec<PathEntryCfg>>,
+    /// Host paths bound read-write.
+    pub read_write: Option<Vec<PathEntryCfg>>,
+    /// Globs in the workspace whose matches are masked.
+    pub deny: Option<Vec<String>>,
+    /// Workspace-relative paths kept read-only (and uncreatable).
+    pub protect: Option<Vec<String>>,
+    /// Built-in secret paths made visible anyway (reported loudly).
+    pub expose_secrets: Option<Vec<String>>,
+}
+
+/// `[network]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCfg {
+    /// Only `none` exists so far.
+    pub mode: Option<NetworkMode>,
+    /// Loopback TCP ports that may be connected to inside.
+    pub local_ports: Option<Vec<u16>>,
+}
+
+/// How the sandbox reaches the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// Own network namespace with only `lo`.
+    None,
+}
+
+/// `[env]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvCfg {
+    /// Host variable names (globs) passed through.
+    pub pass: Option<Vec<String>>,
+    /// Variables set inside.
+    pub set: Option<BTreeMap<String, String>>,
+    /// PATH entries inside.
+    pub path: Option<Vec<String>>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsCfg {
+    /// RLIMIT_NPROC for the sandbox's user namespace.
+    pub pids: Option<u64>,
+}
+
+/// A fully resolved profile: what the planner consumes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    /// Name of the profile (built-in name or file path).
+    pub name: String,
+    /// Default command.
+    pub command: Vec<String>,
+    /// Workspace choice.
+    pub workspace: String,
+    /// See [`SandboxCfg::allow_home_workspace`].
+    pub allow_home_workspace: bool,
+    /// Read-only binds.
+    pub read_only: Vec<PathTableCfg>,
+    /// Read-write binds.
+    pub read_write: Vec<PathTableCfg>,
+    /// Deny globs.
+    pub deny: Vec<String>,
+    /// Protected workspace paths.
+    pub protect: Vec<String>,
+    /// Secret paths exposed on purpose.
+    pub expose_secrets: Vec<String>,
+    /// Network mode.
+    pub network_mode: NetworkMode,
+    /// Loopback ports connect(2) may reach.
+    pub local_ports: Vec<u16>,
+    /// Env allowlist.
+    pub env_pass: Vec<String>,
+    /// Env set inside.
+    pub env_set: BTreeMap<String, String>,
+    /// PATH entries.
+    pub env_path: Vec<String>,
+    /// Process cap.
+    pub pids: u64,
+    /// Level per layer.
+    pub layers: BTreeMap<Layer, Level>,
+}
+
+/// A profile that could not be loaded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProfileError {
+    /// TOML syntax or schema error, with position and suggestion.
+    #[error("{origin}:{line}:{column}: {message}{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    Parse {
+        /// File path or `builtin:NAME`.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+        /// The nearest valid key, for an unknown key.
+        suggestion: Option<String>,
+    },
+    /// `--profile NAME` that is neither built in nor a file.
+    #[error("no built-in profile named {0:?} (built-in: {1}); to use a file, give a path containing `/`")]
+    UnknownBuiltin(String, String),
+    /// A value missing from every layer (a built-in profile must define everything).
+    #[error("profile {0}: `{1}` is not set by any layer")]
+    Missing(String, &'static str),
+}
+
+/// Parses one profile file's text. `origin` names it in errors.
+pub fn parse(origin: &str, text: &str) -> Result<ProfileCfg, ProfileError> {
+    toml::from_str::<ProfileCfg>(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        let message = e.message().trim().to_string();
+        let suggestion = suggest_key(&message);
+        ProfileError::Parse {
+            origin: origin.to_string(),
+            line,
+            column,
+            message,
+            suggestion,
+        }
+    })
+}
+
+/// Returns the built-in profile text for `name`.
+pub fn builtin(name: &str) -> Result<&'static str, ProfileError> {
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            ProfileError::UnknownBuiltin(
+                name.to_string(),
+                BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            )
+        })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// serde reports ``unknown field `x`, expected one of `a`, `b` ``: pick the closest expected key.
+fn suggest_key(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    expected
+        .into_iter()
+        .map(|cand| (edit_distance(unknown, cand), cand))
+        .filter(|(d, cand)| {
+            // Close in spelling, or one is a prefix of the other (`enviroment` → `env`).
+            *d <= (cand.len().max(unknown.len()) / 2).max(1)
+                || unknown.starts_with(cand)
+                || cand.starts_with(unknown)
+        })
+        .min()
+        .map(|(_, c)| c.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn entry(e: PathEntryCfg) -> PathTableCfg {
+    match e {
+        PathEntryCfg::Plain(path) => PathTableCfg {
+            path,
+            optional: false,
+        },
+        PathEntryCfg::Table(t) => t,
+    }
+}
+
+/// Overlays `layers` (earliest first) into a resolved profile named `name`.
+pub fn resolve(name: &str, layers: &[ProfileCfg]) -> Result<Profile, ProfileError> {
+    macro_rules! pick {
+        ($sec:ident . $field:ident) => {
+            layers
+                .iter()
+                .rev()
+                .find_map(|l| l.$sec.as_ref().and_then(|s| s.$field.clone()))
+        };
+    }
+    let missing = |what| ProfileError::Missing(name.to_string(), what);
+    let mut levels = BTreeMap::new();
+    for l in layers {
+        if let Some(map) = &l.layers {
+            levels.extend(map.iter().map(|(k, v)| (*k, *v)));
+        }
+    }
+    Ok(Profile {
+        name: name.to_string(),
+        command: pick!(sandbox.command).ok_or_else(|| missing("sandbox.command"))?,
+        workspace: pick!(sandbox.workspace).unwrap_or_else(|| "git-root".to_string()),
+        allow_home_workspace: pick!(sandbox.allow_home_workspace).unwrap_or(false),
+        read_only: pick!(filesystem.read_only)
+            .unwrap_or_default()
+            .into_iter()
+            .map(entry)
+            .collect(),
+        read_write: pick!(filesystem.read_write)
+            .unwrap_or_default()
+            .into_iter()
+            .map(entry)
+            .collect(),
+        deny: pick!(filesystem.deny).unwrap_or_default(),
+        protect: pick!(filesystem.protect).unwrap_or_default(),
+        expose_secrets: pick!(filesystem.expose_secrets).unwrap_or_default(),
+        network_mode: pick!(network.mode).unwrap_or(NetworkMode::None),
+        local_ports: pick!(network.local_ports).unwrap_or_default(),
+        env_pass: pick!(env.pass).unwrap_or_default(),
+        env_set: pick!(env.set).unwrap_or_default(),
+        env_path: pick!(env.path).ok_or_else(|| missing("env.path"))?,
+        pids: pick!(limits.pids).ok_or_else(|| missing("limits.pids"))?,
+        layers: levels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn every_builtin_parses_and_resolves() {
+        for (name, text) in BUILTIN {
+            let cfg = parse(&format!("builtin:{name}"), text).unwrap();
+            let p = resolve(name, &[cfg]).unwrap();
+            for layer in Layer::ALL {
+                assert!(
+                    p.layers.contains_key(&layer),
+                    "{name} must set a level for {layer}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_position_and_suggests() {
+        let text = "[filesystem]\nread_onyl = []\n";
+        let err = parse("p.toml", text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.toml:2:1: unknown field `read_onyl`, expected one of `read_only`, `read_write`, `deny`, \
+             `protect`, `expose_secrets` (did you mean `read_only`?)"
+        );
+    }
+
+    #[test]
+    fn unknown_section_suggests() {
+        let err = parse("p.toml", "[network]\nmode = \"none\"\n[enviroment]\n").unwrap_err();
+        let ProfileError::Parse { line, suggestion, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((line, suggestion.as_deref()), (3, Some("env")));
+    }
+
+    #[test]
+    fn bad_value_is_located() {
+        let err = parse("p.toml", "[network]\nmode = \"everywhere\"\n").unwrap_err();
+        let ProfileError::Parse {
+            line,
+            column,
+            suggestion,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!((*line, *column, suggestion.clone()), (2, 8, None));
+    }
+
+    #[test]
+    fn later_layer_overrides() {
+        let base = parse("a", builtin("default").unwrap()).unwrap();
+        let over = parse("b", "[limits]\npids = 64\n[sandbox]\ncommand = [\"true\"]\n").unwrap();
+        let p = resolve("x", &[base, over]).unwrap();
+        assert_eq!((p.pids, p.command), (64, vec!["true".to_string()]));
+    }
+
+    #[test]
+    fn unknown_builtin_lists_the_known_ones() {
+        assert_eq!(
+            builtin("nope").unwrap_err().to_string(),
+            "no built-in profile named \"nope\" (built-in: default); to use a file, give a path containing `/`"
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! Gathers the [`HostFacts`] the pure planner asks for: which paths exist, what they resolve to,
+//! which secret-pattern paths exist, and which workspace files match `filesystem.deny`.
+//!
+//! Reads only; never follows a symlink out of the workspace when walking it. The walk skips the
+//! inside of `.git` (object files cannot match a secret-file glob in a useful way, and a large
+//! history would make every launch slow).
+
+use corral_core::plan::{FileKind, HostFacts, PathFact};
+use globset::GlobSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Upper bound on directory entries visited by the deny-glob walk, so that a launch in a huge tree
+/// stays bounded; reaching it is an error rather than a silent partial mask.
+pub const MAX_WALK_ENTRIES: usize = 2_000_000;
+
+/// The walk of the workspace for deny globs visited more entries than [`MAX_WALK_ENTRIES`].
+#[derive(Debug, thiserror::Error)]
+#[error("workspace {0} has more than {MAX_WALK_ENTRIES} entries: corral cannot check it for filesystem.deny matches; choose a smaller workspace")]
+pub struct WalkTooLarge(pub PathBuf);
+
+/// The git top-level containing `cwd`: the nearest ancestor with a `.git` directory or file.
+pub fn git_root(cwd: &Path) -> Option<PathBuf> {
+    cwd.ancestors()
+        .find(|d| d.join(".git").symlink_metadata().is_ok())
+        .map(Path::to_path_buf)
+}
+
+fn kind_of(meta: &fs::Metadata) -> FileKind {
+    if meta.is_dir() {
+        FileKind::Dir
+    } else if meta.is_file() {
+        FileKind::File
+    } else {
+        FileKind::Other
+    }
+}
+
+/// Facts for one path, or None when nothing is there.
+pub fn path_fact(p: &Path) -> Option<PathFact> {
+    let lmeta = p.symlink_metadata().ok()?;
+    let link = if lmeta.file_type().is_symlink() {
+        fs::read_link(p).ok()
+    } else {
+        None
+    };
+    match fs::canonicalize(p) {
+        Ok(canonical) => {
+            let kind = fs::metadata(&canonical)
+                .map(|m| kind_of(&m))
+                .unwrap_or(FileKind::Other);
+            Some(PathFact {
+                canonical,
+                kind,
+                link,
+            })
+        }
+        // A dangling symlink still exists as a name (it matters for protected paths).
+        Err(_) => link.map(|l| PathFact {
+            canonical: p.to_path_buf(),
+            kind: FileKind::Other,
+            link: Some(l),
+        }),
+    }
+}
+
+/// Gathers facts for `paths`, expands the `*` patterns among `secret_patterns` (only in the last
+/// component), and walks `workspace` for `deny` matches.
+pub fn gather(
+    paths: &[PathBuf],
+    secret_patterns: &[PathBuf],
+    workspace: &Path,
+    deny: &GlobSet,
+) -> Result<HostFacts, WalkTooLarge> {
+    let mut facts = HostFacts::default();
+    for p in paths {
+        if let Some(f) = path_fact(p) {
+            facts.paths.insert(p.clone(), f);
+        }
+    }
+    for pat in secret_patterns
+        .iter()
+        .filter(|p| p.to_string_lossy().contains('*'))
+    {
+        let (Some(dir), Some(name)) = (pat.parent(), pat.file_name()) else {
+            continue;
+        };
+        let Ok(glob) = globset::Glob::new(&name.to_string_lossy()) else {
+            continue;
+        };
+        let m = glob.compile_matcher();
+        let Ok(rd) = fs::read_dir(dir) else { continue };
+        for e in rd.flatten() {
+            if m.is_match(e.file_name()) {
+                let p = e.path();
+                if let Some(f) = path_fact(&p) {
+                    facts.paths.insert(p.clone(), f);
+                    facts.secret_matches.push(p);
+                }
+            }
+        }
+    }
+    if !deny.is_empty() {
+        let mut seen = 0usize;
+        walk(workspace, workspace, deny, &mut facts.deny_matches, &mut seen)?;
+        facts.deny_matches.sort();
+        facts.deny_matches.dedup();
+    }
+    Ok(facts)
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    deny: &GlobSet,
+    out: &mut Vec<(PathBuf, FileKind)>,
+    seen: &mut usize,
+) -> Result<(), WalkTooLarge> {
+    let Ok(rd) = fs::read_dir(dir) else { return Ok(()) };
+    for e in rd.flatten() {
+        *seen += 1;
+        if *seen > MAX_WALK_ENTRIES {
+            return Err(WalkTooLarge(root.to_path_buf()));
+        }
+        let path = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        let rel = path.strip_prefix(root).unwrap_or(&path);
+        if deny.is_match(rel) {
+            if ft.is_symlink() {
+                // Mask what the link leads to when that is inside the workspace: masking the name
+                // alone would leave the content one hop away.
+                if let Ok(target) = fs::canonicalize(&path) {
+                    if target.starts_with(root) {
+                        if let Ok(m) = fs::metadata(&target) {
+                            out.push((target, kind_of(&m)));
+                        }
+                    }
+                }
+            } else {
+                out.push((
+                    path.clone(),
+                    if ft.is_dir() {
+                        FileKind::Dir
+                    } else {
+                        FileKind::File
+                    },
+                ));
+            }
+            continue;
+        }
+        if ft.is_dir() && !(e.file_name() == ".git" && dir == root) {
+            walk(root, &path, deny, out, seen)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn walk_finds_deny_matches_and_follows_symlinks_inside_only() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(ws.path()).unwrap();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join(".env"), "X=1").unwrap();
+        fs::write(root.join("a/b/server.key"), "k").unwrap();
+        fs::write(root.join("a/prod.txt"), "p").unwrap();
+        std::os::unix::fs::symlink(root.join("a/prod.txt"), root.join("a/.env")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.join("a/b/.env.local")).unwrap();
+        let deny =
+            corral_core::plan::deny_globset(&["**/.env".into(), "**/.env.*".into(), "**/*.key".into()])
+                .unwrap();
+        let facts = gather(&[], &[], &root, &deny).unwrap();
+        assert_eq!(
+            facts.deny_matches,
+            vec![
+                (root.join(".env"), FileKind::File),
+                (root.join("a/b/server.key"), FileKind::File),
+                (root.join("a/prod.txt"), FileKind::File),
+            ]
+        );
+    }
+
+    #[test]
+    fn git_root_is_nearest_dot_git() {
+        let ws = tempfile::tempdir().unwrap();
+        fs::create_dir_all(ws.path().join("repo/.git")).unwrap();
+        fs::create_dir_all(ws.path().join("repo/src/deep")).unwrap();
+        assert_eq!(
+            git_root(&ws.path().join("repo/src/deep")),
+            Some(ws.path().join("repo"))
+        );
+    }
+}

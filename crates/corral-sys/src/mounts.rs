@@ -1,0 +1,311 @@
+//! Applies a plan's mount steps to build the new root, then pivots into it.
+//!
+//! Runs in the sandbox's init, inside its own user and mount namespaces, after `/` was made
+//! recursively private. Order it relies on:
+//! 1. every host bind source is cloned (`open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)`) before anything
+//!    is mounted, so a source under a path the new root covers (e.g. a workspace in `/tmp`) stays
+//!    reachable;
+//! 2. the new root is a tmpfs mounted on the staging directory; steps apply in plan order, with
+//!    flags set by `mount_setattr` on the detached clone *before* it is attached (recursive, and
+//!    free of the flag-locking traps of `MS_REMOUNT`);
+//! 3. `/proc` is mounted while the old root is still attached (the kernel only allows a new procfs
+//!    where a full one is already visible), then `pivot_root(".", ".")` and a lazy unmount of the
+//!    old root (the trick from pivot_root(2)).
+//!
+//! Mount points are created only where the plan says so (inside corral's own tmpfs mounts), never
+//! inside a host bind, so building the sandbox never writes to the host.
+
+use corral_core::plan::{Access, FileKind, MountOp};
+use rustix::fs::{Mode, OFlags, CWD};
+use rustix::mount::{
+    mount, mount_change, move_mount, open_tree, unmount, MountFlags, MountPropagationFlags, MoveMountFlags,
+    OpenTreeFlags, UnmountFlags,
+};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::ll::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+/// Size of the new root tmpfs: it holds only mount points and symlinks, and is read-only at the end.
+const ROOT_TMPFS_OPTS: &str = "mode=0755,size=1m";
+/// An empty read-only directory mask: tiny and unwritable.
+const MASK_DIR_OPTS: &str = "mode=0555,size=4k,nr_inodes=2";
+/// `AT_RECURSIVE` for `mount_setattr`.
+const AT_RECURSIVE: u32 = 0x8000;
+/// `AT_EMPTY_PATH`.
+const AT_EMPTY_PATH: u32 = 0x1000;
+
+/// A mount step that failed, named like strace would show it.
+#[derive(Debug, thiserror::Error)]
+#[error("{op}: {source}")]
+pub struct MountError {
+    /// The operation with its arguments, e.g. `move_mount("/home/u/proj" → "/home/u/proj")`.
+    pub op: String,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+fn err(op: impl Into<String>) -> impl FnOnce(io::Error) -> MountError {
+    let op = op.into();
+    move |source| MountError { op, source }
+}
+
+fn err_rx(op: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> MountError {
+    let op = op.into();
+    move |e| MountError { op, source: e.into() }
+}
+
+fn cstr(p: &Path) -> CString {
+    // Paths from the plan come from OsStr and cannot contain NUL (the kernel gave them to us or
+    // the profile parser would have had to accept a NUL, which TOML strings can hold): replace.
+    CString::new(p.as_os_str().as_bytes().to_vec()).unwrap_or_else(|_| c"/nonexistent-nul-in-path".to_owned())
+}
+
+/// Makes every mount in this namespace private, so nothing below propagates to the host and
+/// `pivot_root` accepts the tree (it refuses shared mounts with EINVAL, as on systemd hosts).
+pub fn make_private() -> Result<(), MountError> {
+    mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
+        .map_err(err_rx("mount(\"/\", MS_REC|MS_PRIVATE)"))
+}
+
+/// Builds the new root at `staging` from `ops`.
+pub fn apply_mounts(ops: &[MountOp], staging: &Path) -> Result<(), MountError> {
+    // Clone every host source first (see the module docs).
+    let mut clones: Vec<Option<OwnedFd>> = Vec::with_capacity(ops.len());
+    for op in ops {
+        clones.push(match op {
+            MountOp::Bind { src, .. } => Some(clone_tree(src)?),
+            MountOp::Mask {
+                kind: FileKind::File | FileKind::Other,
+                ..
+            } => Some(clone_tree(Path::new("/dev/null"))?),
+            _ => None,
+        });
+    }
+
+    mount(
+        "tmpfs",
+        staging,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(c"mode=0755,size=1m"),
+    )
+    .map_err(err_rx(format!(
+        "mount(\"tmpfs\" → {staging:?}, \"{ROOT_TMPFS_OPTS}\")"
+    )))?;
+
+    for (op, clone) in ops.iter().zip(clones) {
+        apply_one(op, clone, staging)?;
+    }
+    Ok(())
+}
+
+fn at(staging: &Path, dst: &Path) -> PathBuf {
+    staging.join(dst.strip_prefix("/").unwrap_or(dst))
+}
+
+fn apply_one(op: &MountOp, clone: Option<OwnedFd>, staging: &Path) -> Result<(), MountError> {
+    match op {
+        MountOp::Tmpfs {
+            dst,
+            mode,
+            size_mb,
+            create,
+        } => {
+            let target = at(staging, dst);
+            if *create {
+                mkdir_p(&target)?;
+            }
+            let opts = format!("mode={mode:o},size={size_mb}m");
+            let c = CString::new(opts.clone()).map_err(|e| err("tmpfs options")(io::Error::other(e)))?;
+            mount(
+                "tmpfs",
+                &target,
+                "tmpfs",
+                MountFlags::NOSUID | MountFlags::NODEV,
+                Some(c.as_c_str()),
+            )
+            .map_err(err_rx(format!("mount(\"tmpfs\" → {dst:?}, \"{opts}\")")))
+        }
+        MountOp::Bind {
+            src,
+            dst,
+            access,
+            kind,
+            create,
+            ..
+        } => {
+            let target = at(staging, dst);
+            if *create {
+                make_mountpoint(&target, *kind)?;
+            }
+            let fd =
+                clone.ok_or_else(|| err("bind without a cloned source")(io::Error::other("internal")))?;
+            let mut set = MOUNT_ATTR_NOSUID;
+            if *kind != FileKind::Other {
+                set |= MOUNT_ATTR_NODEV;
+            }
+            if *access == Access::ReadOnly {
+                set |= MOUNT_ATTR_RDONLY;
+            }
+            setattr_detached(&fd, set, src)?;
+            attach(&fd, &target, src, dst)
+        }
+        MountOp::Rebind { dst, access, .. } => {
+            let target = at(staging, dst);
+            let fd = clone_tree(&target)?;
+            let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+            if *access == Access::ReadOnly {
+                set |= MOUNT_ATTR_RDONLY;
+            }
+            setattr_detached(&fd, set, dst)?;
+            attach(&fd, &target, dst, dst)
+        }
+        MountOp::Mask { dst, kind, .. } => {
+            let target = at(staging, dst);
+            match kind {
+                FileKind::Dir => {
+                    let flags =
+                        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+                    mount(
+                        "tmpfs",
+                        &target,
+                        "tmpfs",
+                        flags,
+                        Some(c"mode=0555,size=4k,nr_inodes=2"),
+                    )
+                    .map_err(err_rx(format!(
+                        "mount(\"tmpfs\" → {dst:?}, MS_RDONLY, \"{MASK_DIR_OPTS}\")"
+                    )))
+                }
+                FileKind::File | FileKind::Other => {
+                    let fd =
+                        clone.ok_or_else(|| err("mask without /dev/null")(io::Error::other("internal")))?;
+                    // Not nodev: the mask *is* /dev/null, and reads must return EOF, not EACCES.
+                    setattr_detached(
+                        &fd,
+                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                        Path::new("/dev/null"),
+                    )?;
+                    attach(&fd, &target, Path::new("/dev/null"), dst)
+                }
+            }
+        }
+        MountOp::Symlink { dst, target } => {
+            let link = at(staging, dst);
+            if let Some(parent) = link.parent() {
+                mkdir_p(parent)?;
+            }
+            rustix::fs::symlink(target, &link).map_err(err_rx(format!("symlink({target:?} ← {dst:?})")))
+        }
+        MountOp::Proc { dst } => {
+            let target = at(staging, dst);
+            mkdir_p(&target)?;
+            let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+            mount("proc", &target, "proc", flags, None).map_err(err_rx(format!("mount(\"proc\" → {dst:?})")))
+        }
+        MountOp::Devpts { dst } => {
+            let target = at(staging, dst);
+            mkdir_p(&target)?;
+            let flags = MountFlags::NOSUID | MountFlags::NOEXEC;
+            // newinstance: a private set of ptys, invisible to and from the host's /dev/pts.
+            mount(
+                "devpts",
+                &target,
+                "devpts",
+                flags,
+                Some(c"newinstance,ptmxmode=0666,mode=0620"),
+            )
+            .map_err(err_rx(format!(
+                "mount(\"devpts\" → {dst:?}, \"newinstance,ptmxmode=0666,mode=0620\")"
+            )))
+        }
+        MountOp::ReadOnly { dst } => {
+            let target = at(staging, dst);
+            ll::mount_setattr(CWD, &cstr(&target), 0, MOUNT_ATTR_RDONLY, 0)
+                .map_err(err(format!("mount_setattr({dst:?}, MOUNT_ATTR_RDONLY)")))
+        }
+    }
+}
+
+fn clone_tree(src: &Path) -> Result<OwnedFd, MountError> {
+    let flags =
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
+    open_tree(CWD, src, flags).map_err(err_rx(format!(
+        "open_tree({src:?}, OPEN_TREE_CLONE|AT_RECURSIVE)"
+    )))
+}
+
+fn setattr_detached(fd: &OwnedFd, set: u64, what: &Path) -> Result<(), MountError> {
+    ll::mount_setattr(fd.as_fd(), c"", AT_EMPTY_PATH | AT_RECURSIVE, set, 0).map_err(err(format!(
+        "mount_setattr({what:?}, AT_RECURSIVE, {})",
+        attr_names(set)
+    )))
+}
+
+fn attach(fd: &OwnedFd, target: &Path, src: &Path, dst: &Path) -> Result<(), MountError> {
+    move_mount(
+        fd.as_fd(),
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(err_rx(format!("move_mount({src:?} → {dst:?})")))
+}
+
+fn attr_names(set: u64) -> String {
+    let names = [
+        (MOUNT_ATTR_RDONLY, "RDONLY"),
+        (MOUNT_ATTR_NOSUID, "NOSUID"),
+        (MOUNT_ATTR_NODEV, "NODEV"),
+        (MOUNT_ATTR_NOEXEC, "NOEXEC"),
+    ];
+    names
+        .iter()
+        .filter(|(b, _)| set & b != 0)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn mkdir_p(path: &Path) -> Result<(), MountError> {
+    std::fs::create_dir_all(path).map_err(err(format!("mkdir -p {path:?}")))
+}
+
+fn make_mountpoint(path: &Path, kind: FileKind) -> Result<(), MountError> {
+    match kind {
+        FileKind::Dir => mkdir_p(path),
+        FileKind::File | FileKind::Other => {
+            if let Some(parent) = path.parent() {
+                mkdir_p(parent)?;
+            }
+            rustix::fs::open(
+                path,
+                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )
+            .map(drop)
+            .map_err(err_rx(format!("creat({path:?})")))
+        }
+    }
+}
+
+/// Switches the root to `staging` and detaches the old root (pivot_root(2): `pivot_root(".", ".")`
+/// stacks the old root on the new one; the lazy unmount then removes it).
+pub fn pivot_into(staging: &Path) -> Result<(), MountError> {
+    rustix::process::chdir(staging).map_err(err_rx(format!("chdir({staging:?})")))?;
+    rustix::process::pivot_root(".", ".").map_err(err_rx(format!("pivot_root({staging:?}, \".\")")))?;
+    unmount(".", UnmountFlags::DETACH).map_err(err_rx("umount2(old root, MNT_DETACH)"))?;
+    rustix::process::chdir("/").map_err(err_rx("chdir(\"/\")"))
+}
+
+/// The staging directory the new root is built on. Its host contents are irrelevant: every source
+/// was cloned before the tmpfs covers it, and the mount is private to the sandbox's namespace.
+pub fn staging_dir() -> &'static Path {
+    Path::new("/tmp")
+}

@@ -1,0 +1,311 @@
+//! A session's bookkeeping on the host: its private directory, and the placeholders it puts in the
+//! workspace so that protected paths that do not exist yet cannot be created.
+//!
+//! The state file is written *before* any placeholder is created, and lists each placeholder with
+//! its device and inode, so that a session killed with SIGKILL leaves a record that `corral gc`
+//! (also run quietly at every launch) uses to remove exactly what the session created, and nothing
+//! the user has since put in its place.
+
+use corral_core::plan::{FileKind, Placeholder};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// A failure of the session's bookkeeping.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path:?}: {source}")]
+pub struct SessionError {
+    /// What was being done.
+    pub op: &'static str,
+    /// On what.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn serr(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SessionError {
+    let path = path.to_path_buf();
+    move |source| SessionError { op, path, source }
+}
+
+/// A placeholder as created, identified by device and inode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedPlaceholder {
+    /// Where.
+    pub path: PathBuf,
+    /// File or directory.
+    pub kind: FileKind,
+    /// Device of the created entry.
+    pub dev: u64,
+    /// Inode of the created entry.
+    pub ino: u64,
+}
+
+/// What a session records on disk while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// Session id.
+    pub id: String,
+    /// The supervisor's pid.
+    pub pid: u32,
+    /// Its start time in clock ticks since boot (field 22 of /proc/PID/stat), against pid reuse.
+    pub start_ticks: u64,
+    /// The workspace.
+    pub workspace: PathBuf,
+    /// Placeholders created.
+    pub placeholders: Vec<CreatedPlaceholder>,
+}
+
+/// A running session's directory and state.
+#[derive(Debug)]
+pub struct Session {
+    /// `$XDG_RUNTIME_DIR/corral/<id>` or `/tmp/corral-<uid>/<id>`.
+    pub dir: PathBuf,
+    /// The recorded state.
+    pub state: SessionState,
+}
+
+/// The directory holding all live sessions of this user, created 0700 and checked to be ours.
+pub fn sessions_root(xdg_runtime_dir: Option<&Path>, uid: u32) -> Result<PathBuf, SessionError> {
+    let root = match xdg_runtime_dir {
+        Some(d) if d.is_absolute() && d.is_dir() => d.join("corral"),
+        _ => PathBuf::from(format!("/tmp/corral-{uid}")),
+    };
+    match fs::DirBuilder::new().mode(0o700).recursive(false).create(&root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(serr("mkdir", &root)(e)),
+    }
+    // In a shared /tmp someone else could have made it first (or a symlink): refuse anything that is
+    // not a real directory owned by us with no access for others.
+    let meta = root.symlink_metadata().map_err(serr("lstat", &root))?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(serr(
+            "refusing session directory (not ours, or not mode 0700)",
+            &root,
+        )(std::io::Error::from_raw_os_error(libc::EPERM)));
+    }
+    Ok(root)
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The start time of `pid` in clock ticks, from `/proc/PID/stat`.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: split after its last ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+impl Session {
+    /// Creates the session directory and writes the initial state.
+    pub fn create(root: &Path, workspace: &Path) -> Result<Session, SessionError> {
+        let id = random_id();
+        let dir = root.join(&id);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(serr("mkdir", &dir))?;
+        let pid = std::process::id();
+        let state = SessionState {
+            id,
+            pid,
+            start_ticks: start_ticks(pid).unwrap_or(0),
+            workspace: workspace.to_path_buf(),
+            placeholders: Vec::new(),
+        };
+        let s = Session { dir, state };
+        s.save()?;
+        Ok(s)
+    }
+
+    fn save(&self) -> Result<(), SessionError> {
+        let path = self.dir.join("state.json");
+        let tmp = self.dir.join("state.json.tmp");
+        let body = serde_json::to_vec_pretty(&self.state).map_err(|e| serr("serialise", &path)(e.into()))?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(serr("create", &tmp))?;
+        f.write_all(&body).map_err(serr("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(serr("rename", &path))
+    }
+
+    /// Creates each placeholder (recording it first, so a kill in between is still cleaned up).
+    pub fn create_placeholders(&mut self, wanted: &[Placeholder]) -> Result<(), SessionError> {
+        for p in wanted {
+            self.state.placeholders.push(CreatedPlaceholder {
+                path: p.path.clone(),
+                kind: p.kind,
+                dev: 0,
+                ino: 0,
+            });
+            self.save()?;
+            let created = match p.kind {
+                FileKind::Dir => fs::DirBuilder::new().mode(0o755).create(&p.path),
+                FileKind::File | FileKind::Other => fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o644)
+                    .open(&p.path)
+                    .map(drop),
+            };
+            match created {
+                Ok(()) => {}
+                // Another session (or the user) made it in the meantime: it is not ours to remove.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    self.state.placeholders.pop();
+                    self.save()?;
+                    continue;
+                }
+                Err(e) => return Err(serr("create placeholder", &p.path)(e)),
+            }
+            let meta = p.path.symlink_metadata().map_err(serr("lstat", &p.path))?;
+            if let Some(last) = self.state.placeholders.last_mut() {
+                last.dev = meta.dev();
+                last.ino = meta.ino();
+            }
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Removes the placeholders and the session directory. Returns notes for the user about
+    /// placeholders that were left because something changed them.
+    pub fn finish(self) -> Vec<String> {
+        let notes = remove_placeholders(&self.state.placeholders);
+        let _ = fs::remove_dir_all(&self.dir);
+        notes
+    }
+}
+
+/// Removes each placeholder that is still the empty entry corral created.
+pub fn remove_placeholders(list: &[CreatedPlaceholder]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for p in list.iter().rev() {
+        let Ok(meta) = p.path.symlink_metadata() else {
+            continue;
+        };
+        if p.ino != 0 && (meta.dev() != p.dev || meta.ino() != p.ino) {
+            continue; // replaced by something else: not ours
+        }
+        let removed = match p.kind {
+            FileKind::Dir => fs::remove_dir(&p.path),
+            FileKind::File | FileKind::Other if meta.is_file() && meta.len() == 0 => fs::remove_file(&p.path),
+            _ => Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY)),
+        };
+        if let Err(e) = removed {
+            notes.push(format!("left placeholder {} in place: {e}", p.path.display()));
+        }
+    }
+    notes
+}
+
+/// Cleans up after sessions whose supervisor is gone: their placeholders and directories. Returns
+/// one line per thing removed.
+pub fn gc(root: &Path) -> Vec<String> {
+    let mut done = Vec::new();
+    let Ok(rd) = fs::read_dir(root) else { return done };
+    for e in rd.flatten() {
+        let dir = e.path();
+        let Ok(text) = fs::read_to_string(dir.join("state.json")) else {
+            continue;
+        };
+        let Ok(state) = serde_json::from_str::<SessionState>(&text) else {
+            continue;
+        };
+        let alive = start_ticks(state.pid).is_some_and(|t| t == state.start_ticks);
+        if alive {
+            continue;
+        }
+        for p in &state.placeholders {
+            if p.path.symlink_metadata().is_ok() {
+                done.push(format!(
+                    "session {}: removing placeholder {}",
+                    state.id,
+                    p.path.display()
+                ));
+            }
+        }
+        done.extend(remove_placeholders(&state.placeholders));
+        if fs::remove_dir_all(&dir).is_ok() {
+            done.push(format!("session {}: removed {}", state.id, dir.display()));
+        }
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn placeholders_are_removed_only_when_still_ours() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("runtime");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+        let ws = t.path().join("ws");
+        fs::create_dir(&ws).unwrap();
+        let mut s = Session::create(&root, &ws).unwrap();
+        s.create_placeholders(&[
+            Placeholder {
+                path: ws.join(".envrc"),
+                kind: FileKind::File,
+            },
+            Placeholder {
+                path: ws.join(".vscode"),
+                kind: FileKind::Dir,
+            },
+            Placeholder {
+                path: ws.join(".idea"),
+                kind: FileKind::Dir,
+            },
+        ])
+        .unwrap();
+        fs::write(ws.join(".idea/workspace.xml"), "user data").unwrap();
+        let notes = s.finish();
+        assert!(!ws.join(".envrc").exists() && !ws.join(".vscode").exists());
+        assert!(
+            ws.join(".idea/workspace.xml").exists(),
+            "a placeholder the user filled is kept"
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+
+    #[test]
+    fn gc_cleans_a_dead_session() {
+        let t = tempfile::tempdir().unwrap();
+        let ws = t.path().join("ws");
+        fs::create_dir(&ws).unwrap();
+        let root = t.path().join("runtime");
+        fs::create_dir(&root).unwrap();
+        let mut s = Session::create(&root, &ws).unwrap();
+        s.create_placeholders(&[Placeholder {
+            path: ws.join(".envrc"),
+            kind: FileKind::File,
+        }])
+        .unwrap();
+        // Pretend the supervisor died: a start time that cannot match.
+        s.state.start_ticks = u64::MAX;
+        s.save().unwrap();
+        let done = gc(&root);
+        assert!(!ws.join(".envrc").exists());
+        assert!(!s.dir.exists());
+        assert_eq!(done.len(), 2, "{done:?}");
+    }
+}
