@@ -1,0 +1,78 @@
+//! The sandbox starts, runs the command with the right identity and environment, and reports exit
+//! codes like env(1): the command's own, 128+N for a signal, 125/126/127 for corral's failures.
+
+mod common;
+use common::*;
+
+#[test]
+fn runs_as_the_users_own_uid_with_hostname_corral() {
+    let fx = Fixture::new();
+    let o = fx.sh("id -u; id -g; hostname; pwd");
+    if !o.status.success() && stderr(&o).contains("clone(") {
+        return skip(&format!("cannot create namespaces here: {}", stderr(&o)));
+    }
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("{}\n{}\ncorral\n{}\n", fx.ids.uid, fx.ids.gid, fx.ws.display())
+    );
+}
+
+#[test]
+fn exit_codes_follow_env1() {
+    let fx = Fixture::new();
+    assert_code(&fx.sh("exit 7"), 7);
+    assert_code(&fx.sh("kill -TERM $$"), 128 + 15);
+    fx.chown();
+    let o = fx
+        .corral()
+        .args(["run", "--", "no-such-command-xyz"])
+        .output()
+        .unwrap();
+    assert_code(&o, 127);
+    assert!(
+        stderr(&o).contains("command not found: \"no-such-command-xyz\" (looked in "),
+        "{}",
+        stderr(&o)
+    );
+    let o = fx.corral().args(["run", "--", "/etc/hostname"]).output().unwrap();
+    assert_code(&o, 126);
+}
+
+#[test]
+fn environment_is_cleared_to_the_allowlist() {
+    let fx = Fixture::new();
+    fx.chown();
+    let o = fx
+        .corral()
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .env("TERM", "xterm-256color")
+        .env("LC_TIME", "C")
+        .args(["run", "--", "env"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let mut names: Vec<String> = stdout(&o)
+        .lines()
+        .filter_map(|l| l.split('=').next().map(String::from))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "CORRAL_SANDBOX",
+            "HOME",
+            "LANG",
+            "LC_TIME",
+            "LOGNAME",
+            "PATH",
+            "SHELL",
+            "TERM",
+            "TMPDIR",
+            "USER"
+        ]
+    );
+}
