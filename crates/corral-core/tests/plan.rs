@@ -1,0 +1,332 @@
+//! T0: the pure planner. Every shipped profile's plan is pinned by a snapshot (human and JSON), and
+//! each policy decision is compared as a whole value.
+
+use corral_core::plan::{
+    self, Access, FileKind, HostFacts, Invocation, MountOp, PathFact, Placeholder, PlanError,
+};
+use corral_core::profile::{self, Profile};
+use pretty_assertions::assert_eq;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const HOME: &str = "/home/alice";
+const WS: &str = "/home/alice/src/app";
+
+fn inv() -> Invocation {
+    let mut env = BTreeMap::new();
+    for (k, v) in [
+        ("TERM", "xterm-256color"),
+        ("LANG", "en_US.UTF-8"),
+        ("AWS_SECRET_ACCESS_KEY", "never-shown"),
+        ("PATH", "/host/path"),
+        ("LC_ALL", "C"),
+    ] {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Invocation {
+        cwd: PathBuf::from(format!("{WS}/sub")),
+        home: PathBuf::from(HOME),
+        user: "alice".into(),
+        uid: 1000,
+        gid: 1000,
+        host_env: env,
+        command: None,
+        shell: false,
+    }
+}
+
+fn dir(p: &str) -> (PathBuf, PathFact) {
+    (
+        PathBuf::from(p),
+        PathFact {
+            canonical: PathBuf::from(p),
+            kind: FileKind::Dir,
+            link: None,
+        },
+    )
+}
+fn file(p: &str) -> (PathBuf, PathFact) {
+    (
+        PathBuf::from(p),
+        PathFact {
+            canonical: PathBuf::from(p),
+            kind: FileKind::File,
+            link: None,
+        },
+    )
+}
+fn link(p: &str, target: &str, canonical: &str) -> (PathBuf, PathFact) {
+    (
+        PathBuf::from(p),
+        PathFact {
+            canonical: canonical.into(),
+            kind: FileKind::Dir,
+            link: Some(target.into()),
+        },
+    )
+}
+fn node(p: &str) -> (PathBuf, PathFact) {
+    (
+        PathBuf::from(p),
+        PathFact {
+            canonical: PathBuf::from(p),
+            kind: FileKind::Other,
+            link: None,
+        },
+    )
+}
+
+/// A Debian-like host with merged /usr, a workspace with .git, a .env, and ~/.cargo holding a token.
+fn facts() -> HostFacts {
+    let mut f = HostFacts::default();
+    f.paths.extend([
+        dir("/usr"),
+        dir("/etc"),
+        link("/bin", "usr/bin", "/usr/bin"),
+        link("/lib", "usr/lib", "/usr/lib"),
+        node("/dev/null"),
+        node("/dev/zero"),
+        node("/dev/full"),
+        node("/dev/random"),
+        node("/dev/urandom"),
+        node("/dev/tty"),
+        file("/proc/kcore"),
+        dir(HOME),
+        dir(WS),
+        dir(&format!("{WS}/.git")),
+        dir(&format!("{WS}/.git/hooks")),
+        file(&format!("{WS}/.git/config")),
+        dir(&format!("{HOME}/.cargo")),
+        file(&format!("{HOME}/.cargo/credentials.toml")),
+        dir(&format!("{HOME}/.ssh")),
+    ]);
+    f.deny_matches = vec![(PathBuf::from(format!("{WS}/.env")), FileKind::File)];
+    f
+}
+
+fn default_profile() -> Profile {
+    let cfg = profile::parse("builtin:default", profile::builtin("default").unwrap()).unwrap();
+    profile::resolve("default", &[cfg]).unwrap()
+}
+
+fn with(extra: &str) -> Profile {
+    let base = profile::parse("builtin:default", profile::builtin("default").unwrap()).unwrap();
+    let over = profile::parse("test.toml", extra).unwrap();
+    profile::resolve("test", &[base, over]).unwrap()
+}
+
+#[test]
+fn every_shipped_profile_plan_is_pinned() {
+    for (name, text) in profile::BUILTIN {
+        let cfg = profile::parse(name, text).unwrap();
+        let p = profile::resolve(name, &[cfg]).unwrap();
+        let plan = plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap();
+        insta::assert_snapshot!(format!("{name}_dry_run"), corral_core::render::render_plan(&plan));
+        insta::assert_json_snapshot!(format!("{name}_plan_json"), plan);
+    }
+}
+
+#[test]
+fn host_env_values_never_reach_the_rendered_plan() {
+    let plan = plan::build(&default_profile(), &inv(), Path::new(WS), &facts()).unwrap();
+    let text = corral_core::render::render_plan(&plan);
+    assert!(!text.contains("never-shown") && !text.contains("xterm-256color"));
+    assert!(text.contains("[-] AWS_SECRET_ACCESS_KEY"));
+}
+
+#[test]
+fn secret_under_a_bound_parent_is_masked() {
+    let plan = plan::build(&default_profile(), &inv(), Path::new(WS), &facts()).unwrap();
+    let masks: Vec<&MountOp> = plan
+        .mounts
+        .iter()
+        .filter(|m| matches!(m, MountOp::Mask { why, .. } if why != "proc"))
+        .collect();
+    assert_eq!(
+        masks,
+        vec![
+            &MountOp::Mask {
+                dst: format!("{HOME}/.cargo/credentials.toml").into(),
+                kind: FileKind::File,
+                why: "secret".into()
+            },
+            &MountOp::Mask {
+                dst: format!("{WS}/.env").into(),
+                kind: FileKind::File,
+                why: "deny".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn binding_a_secret_directory_is_refused_unless_exposed() {
+    let p = with("[filesystem]\nread_only = [\"~/.ssh\"]\n");
+    assert_eq!(
+        plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap_err(),
+        PlanError::SecretBound {
+            key: "filesystem.read_only".into(),
+            path: format!("{HOME}/.ssh").into(),
+            secret: format!("{HOME}/.ssh").into()
+        }
+    );
+    let p = with("[filesystem]\nread_only = [\"~/.ssh\"]\nexpose_secrets = [\"~/.ssh\"]\n");
+    let plan = plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap();
+    assert_eq!(
+        plan.warnings,
+        vec![format!(
+            "secret path {HOME}/.ssh is exposed by filesystem.expose_secrets"
+        )]
+    );
+}
+
+#[test]
+fn home_and_root_workspaces_are_refused() {
+    for ws in [HOME, "/", "/home"] {
+        assert_eq!(
+            plan::build(&default_profile(), &inv(), Path::new(ws), &facts()).unwrap_err(),
+            PlanError::HomeWorkspace(ws.into())
+        );
+    }
+}
+
+#[test]
+fn bad_and_missing_paths_are_named() {
+    let p = with("[filesystem]\nread_write = [\"rel/dir\"]\n");
+    assert_eq!(
+        plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap_err().to_string(),
+        "filesystem.read_write: \"rel/dir\" must be absolute (or start with `~` or `{workspace}`) and contain no `..`"
+    );
+    let p = with("[filesystem]\nread_write = [\"~/../bob\"]\n");
+    assert!(matches!(
+        plan::build(&p, &inv(), Path::new(WS), &facts()),
+        Err(PlanError::BadPath { .. })
+    ));
+    let p = with("[filesystem]\nread_write = [\"~/data\"]\n");
+    assert_eq!(
+        plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap_err(),
+        PlanError::Missing {
+            key: "filesystem.read_write".into(),
+            path: format!("{HOME}/data").into()
+        }
+    );
+}
+
+#[test]
+fn protection_pins_ancestors_and_plans_placeholders() {
+    let p = with(
+        "[filesystem]\nprotect = [\".git/hooks/\", \".git/config\", \".envrc\", \".claude/settings.json\"]\n",
+    );
+    let plan = plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap();
+    let rebinds: Vec<(String, Access, String)> = plan
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            MountOp::Rebind { dst, access, why } if why != "proc" => {
+                Some((dst.display().to_string(), *access, why.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rebinds,
+        vec![
+            (format!("{WS}/.claude"), Access::ReadOnly, "protect".into()),
+            (format!("{WS}/.envrc"), Access::ReadOnly, "protect".into()),
+            (format!("{WS}/.git"), Access::ReadWrite, "pin".into()),
+            (format!("{WS}/.git/config"), Access::ReadOnly, "protect".into()),
+            (format!("{WS}/.git/hooks"), Access::ReadOnly, "protect".into()),
+        ]
+    );
+    assert_eq!(
+        plan.placeholders,
+        vec![
+            Placeholder {
+                path: format!("{WS}/.claude").into(),
+                kind: FileKind::Dir
+            },
+            Placeholder {
+                path: format!("{WS}/.envrc").into(),
+                kind: FileKind::File
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_symlinked_protected_path_fails_closed() {
+    let mut f = facts();
+    f.paths.insert(
+        format!("{WS}/.git/hooks").into(),
+        PathFact {
+            canonical: format!("{WS}/scripts/hooks").into(),
+            kind: FileKind::Dir,
+            link: Some("../scripts/hooks".into()),
+        },
+    );
+    assert_eq!(
+        plan::build(&default_profile(), &inv(), Path::new(WS), &f).unwrap_err(),
+        PlanError::ProtectedSymlink {
+            path: format!("{WS}/.git/hooks").into(),
+            target: "../scripts/hooks".into()
+        }
+    );
+}
+
+#[test]
+fn binds_under_corral_tmpfs_create_mount_points_and_binds_elsewhere_do_not() {
+    let mut f = facts();
+    f.paths.extend([dir("/opt"), dir("/opt/proj")]);
+    let plan = plan::build(&default_profile(), &inv(), Path::new("/opt/proj"), &f).unwrap();
+    let ws_bind = plan.mounts.iter().find_map(|m| match m {
+        MountOp::Bind { dst, create, .. } if dst == Path::new("/opt/proj") => Some(*create),
+        _ => None,
+    });
+    assert_eq!(
+        ws_bind,
+        Some(false),
+        "a workspace under the read-only /opt bind must not create its mount point"
+    );
+    let plan = plan::build(&default_profile(), &inv(), Path::new(WS), &facts()).unwrap();
+    let ws_bind = plan.mounts.iter().find_map(|m| match m {
+        MountOp::Bind { dst, create, .. } if dst == Path::new(WS) => Some(*create),
+        _ => None,
+    });
+    assert_eq!(
+        ws_bind,
+        Some(true),
+        "a workspace under the home tmpfs gets its mount point created"
+    );
+}
+
+#[test]
+fn explicit_command_and_shell() {
+    let mut i = inv();
+    i.command = Some(vec!["make".into(), "test".into()]);
+    assert_eq!(
+        plan::build(&default_profile(), &i, Path::new(WS), &facts())
+            .unwrap()
+            .command,
+        ["make", "test"]
+    );
+    let mut i = inv();
+    i.shell = true;
+    assert_eq!(
+        plan::build(&default_profile(), &i, Path::new(WS), &facts())
+            .unwrap()
+            .command,
+        ["bash"]
+    );
+}
+
+#[test]
+fn cwd_outside_the_view_falls_back_to_the_workspace() {
+    let mut i = inv();
+    i.cwd = "/var/tmp".into();
+    assert_eq!(
+        plan::build(&default_profile(), &i, Path::new(WS), &facts())
+            .unwrap()
+            .cwd,
+        Path::new(WS)
+    );
+}
