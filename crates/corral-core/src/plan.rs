@@ -105,6 +105,8 @@ pub struct HostFacts {
     pub secret_matches: Vec<PathBuf>,
     /// Paths in the workspace matching `filesystem.deny`, with their kind.
     pub deny_matches: Vec<(PathBuf, FileKind)>,
+    /// The terminal on corral's standard input, when there is one (e.g. `/dev/pts/3`).
+    pub tty: Option<PathBuf>,
 }
 
 /// Read-only or read-write.
@@ -505,6 +507,19 @@ pub fn build(
                 "device",
             ));
         }
+    }
+    // The inherited terminal lives in the host's devpts, which is not mounted inside: bound onto
+    // /dev/console, glibc's ttyname() finds it by device number (the trick bubblewrap uses), so
+    // `tty`, ssh and gpg prompts work.
+    if let Some(tty) = &facts.tty {
+        mounts.push(bind(
+            tty,
+            Path::new("/dev/console"),
+            Access::ReadWrite,
+            FileKind::Other,
+            true,
+            "terminal",
+        ));
     }
     mounts.push(MountOp::Devpts {
         dst: "/dev/pts".into(),

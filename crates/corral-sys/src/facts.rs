@@ -36,6 +36,15 @@ fn kind_of(meta: &fs::Metadata) -> FileKind {
     }
 }
 
+/// The terminal device on standard input, if it is one (its path in the host's /dev).
+pub fn stdin_tty() -> Option<PathBuf> {
+    if !rustix::termios::isatty(rustix::stdio::stdin()) {
+        return None;
+    }
+    let p = fs::read_link("/proc/self/fd/0").ok()?;
+    p.starts_with("/dev/").then_some(p)
+}
+
 /// Facts for one path, or None when nothing is there.
 pub fn path_fact(p: &Path) -> Option<PathFact> {
     let lmeta = p.symlink_metadata().ok()?;
@@ -72,7 +81,10 @@ pub fn gather(
     workspace: &Path,
     deny: &GlobSet,
 ) -> Result<HostFacts, WalkTooLarge> {
-    let mut facts = HostFacts::default();
+    let mut facts = HostFacts {
+        tty: stdin_tty(),
+        ..HostFacts::default()
+    };
     for p in paths {
         if let Some(f) = path_fact(p) {
             facts.paths.insert(p.clone(), f);
