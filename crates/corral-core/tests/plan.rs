@@ -1,5 +1,6 @@
 //! T0: the pure planner. Every shipped profile's plan is pinned by a snapshot (human and JSON), and
 //! each policy decision is compared as a whole value.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use corral_core::plan::{
     self, Access, FileKind, HostFacts, Invocation, MountOp, PathFact, Placeholder, PlanError,

@@ -420,7 +420,7 @@ fn start_command(plan: &Plan, program: &Path, filter: &seccomp::CompiledSeccomp)
     }
     drop(err_w);
     let mut rec = Vec::new();
-    let _ = std::fs::File::from(OwnedFd::from(err_r)).read_to_end(&mut rec);
+    let _ = std::fs::File::from(err_r).read_to_end(&mut rec);
     if rec.len() == 5 {
         let errno = i32::from_le_bytes([rec[1], rec[2], rec[3], rec[4]]);
         let source = std::io::Error::from_raw_os_error(errno);

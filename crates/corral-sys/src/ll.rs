@@ -333,7 +333,8 @@ pub fn loopback_up() -> io::Result<()> {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
             return Err(errno());
         }
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        // IFF_UP is 0x1: it fits the short flags field.
+        req.ifr_ifru.ifru_flags |= 0x1 as libc::c_short;
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
             return Err(errno());
         }

@@ -1,5 +1,6 @@
 //! The sandbox starts, runs the command with the right identity and environment, and reports exit
 //! codes like env(1): the command's own, 128+N for a signal, 125/126/127 for corral's failures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

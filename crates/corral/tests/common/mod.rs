@@ -5,7 +5,7 @@
 //!
 //! A test that needs a missing kernel feature calls [`skip`], which prints `skipping: <why>` and
 //! returns, or panics when `CORRAL_TEST_REQUIRE=1` (set in CI) so nothing is skipped there.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
