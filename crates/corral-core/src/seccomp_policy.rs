@@ -77,6 +77,7 @@ impl SeccompPolicy {
             "pivot_root",
             "chroot",
             "open_tree",
+            "open_tree_attr",
             "move_mount",
             "fsopen",
             "fsconfig",
@@ -102,7 +103,6 @@ impl SeccompPolicy {
             "name_to_handle_at",
             // Old, rarely needed, historically buggy.
             "uselib",
-            "personality",
             "lookup_dcookie",
             "vhangup",
         ];

@@ -7,7 +7,7 @@
 //! (a runtime trying `io_uring_setup`, glibc trying `clone3`) falls back cleanly; only calls through a
 //! foreign ABI kill.
 //!
-//! 1. The *prefilter*, a few hand-written instructions ([`build_prefilter`]):
+//! 1. The *prefilter*, a few hand-written instructions (see `build_prefilter`):
 //!    - a call through another ABI than the native one (i386 `int 0x80` on x86_64, arm32 compat on
 //!      aarch64) kills the process: its numbers name other calls, so no number-based rule applies;
 //!    - on x86_64, an x32 call (number with bit 30 set) answers `ENOSYS`: it carries the native arch
@@ -156,6 +156,8 @@ const BPF_W: u16 = 0x00;
 const BPF_ABS: u16 = 0x20;
 const BPF_JMP: u16 = 0x05;
 const BPF_JEQ: u16 = 0x10;
+// Used by the x32 check only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const BPF_JGE: u16 = 0x30;
 const BPF_RET: u16 = 0x06;
 const BPF_K: u16 = 0x00;
@@ -204,9 +206,8 @@ pub fn compile(policy: &SeccompPolicy) -> Result<CompiledSeccomp, SeccompError> 
 /// Does not allocate, so it may run in a child between fork and execve. Call it last before `execve`.
 pub fn install(compiled: &CompiledSeccomp) -> Result<(), SeccompError> {
     // The prefilter first, so that the deny list, installed last, wins ties between equal actions.
-    let _ = &compiled.prefilter;
-    let _ = &compiled.deny_list;
-    Ok(())
+    install_filter("prefilter", &compiled.prefilter)?;
+    install_filter("deny list", &compiled.deny_list)
 }
 
 /// Human summary of `policy` for `--dry-run` and `corral check`, one line per kind of rule, e.g.
@@ -396,9 +397,7 @@ fn deny_list_rules(
     for nr in [libc::SYS_socket, libc::SYS_socketpair] {
         if policy.allow_socket_families.is_empty() {
             // No family allowed: the whole call is denied (a rule needs at least one condition).
-            if !denied.iter().any(|d| i64::from(*d) == nr) {
-                rules.insert(nr, Vec::new());
-            }
+            rules.insert(nr, Vec::new());
             continue;
         }
         let mut family_not_allowed = Vec::new();
@@ -860,17 +859,19 @@ mod tests {
                 "kill process: system calls through any ABI but the native x86_64",
                 "answer ENOSYS: x32 system calls (number with bit 0x40000000)",
                 "answer ENOSYS (libc falls back): clone3",
-                "deny EPERM: ptrace, process_vm_readv, process_vm_writev, kcmp, pidfd_getfd, keyctl, add_key, \
-                 request_key, bpf, perf_event_open, userfaultfd, io_uring_setup, io_uring_enter, \
-                 io_uring_register, mount, umount2, pivot_root, chroot, open_tree, move_mount, fsopen, fsconfig, \
-                 fsmount, fspick, mount_setattr, setns, kexec_load, kexec_file_load, init_module, finit_module, \
-                 delete_module, swapon, swapoff, reboot, acct, quotactl, syslog, open_by_handle_at, \
-                 name_to_handle_at, uselib, personality, lookup_dcookie, vhangup",
-                "deny EPERM: clone, unshare with any of CLONE_NEWTIME, CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, \
-                 CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET",
-                "deny EPERM: ioctl TIOCSTI (0x5412), TIOCLINUX (0x541c) (request compared on its low 32 bits)",
-                "deny EPERM: socket, socketpair unless the family is AF_UNIX (1), AF_INET (2), AF_INET6 (10), \
-                 AF_NETLINK (16)",
+                "deny EPERM: ptrace, process_vm_readv, process_vm_writev, kcmp, pidfd_getfd, keyctl, \
+                 add_key, request_key, bpf, perf_event_open, userfaultfd, io_uring_setup, io_uring_enter, \
+                 io_uring_register, mount, umount2, pivot_root, chroot, open_tree, open_tree_attr, move_mount, fsopen, \
+                 fsconfig, fsmount, fspick, mount_setattr, setns, kexec_load, kexec_file_load, \
+                 init_module, finit_module, delete_module, swapon, swapoff, reboot, acct, quotactl, \
+                 syslog, open_by_handle_at, name_to_handle_at, uselib, lookup_dcookie, \
+                 vhangup",
+                "deny EPERM: clone, unshare with any of CLONE_NEWTIME, CLONE_NEWNS, CLONE_NEWCGROUP, \
+                 CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET",
+                "deny EPERM: ioctl TIOCSTI (0x5412), TIOCLINUX (0x541c) \
+                 (request compared on its low 32 bits)",
+                "deny EPERM: socket, socketpair unless the family is AF_UNIX (1), AF_INET (2), \
+                 AF_INET6 (10), AF_NETLINK (16)",
                 "deny EPERM: AF_NETLINK sockets unless the protocol is NETLINK_ROUTE (0)",
             ]
         );
@@ -1267,14 +1268,49 @@ mod tests {
 
     const ANY_FD: u64 = u64::MAX; // -1
 
+    /// Runs `attack` in a forked child under no_new_privs and the default policy, for attacks whose
+    /// success would harm the test process (PTRACE_TRACEME from a thread makes cargo its tracer, and the
+    /// run hangs). `Some(Ok(()))` if the call succeeded, `Some(Err(errno))` if it failed.
+    fn sandboxed_child(attack: fn() -> Result<libc::c_long, i32>) -> Option<Result<(), i32>> {
+        /// Exit status of a child that could not install the filters.
+        const NOT_INSTALLED: i32 = 255;
+        let compiled = default_compiled();
+        // SAFETY: fork in a multi-threaded test process: the child only makes async-signal-safe calls
+        // (prctl, seccomp without allocation, the raw call under test, _exit) and never returns.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            let (one, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
+            // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes integers only.
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) };
+            let code = match install(&compiled) {
+                Ok(()) => attack().err().unwrap_or(0),
+                Err(_) => NOT_INSTALLED,
+            };
+            // SAFETY: ends this child.
+            unsafe { libc::_exit(code) }
+        }
+        let mut status = 0;
+        // SAFETY: waitpid writes the status of our own child into a live local.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(rc, pid, "waitpid: {}", io::Error::last_os_error());
+        assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
+        match libc::WEXITSTATUS(status) {
+            NOT_INSTALLED if !required() => {
+                eprintln!("skipping: could not install the filters in the child");
+                None
+            }
+            0 => Some(Ok(())),
+            errno => Some(Err(errno)),
+        }
+    }
+
     #[test]
     fn kernel_denies_ptrace_traceme() {
-        assert_blocked(
-            "ptrace(PTRACE_TRACEME)",
-            libc::SYS_ptrace,
-            [u64::from(libc::PTRACE_TRACEME), 0, 0, 0, 0, 0],
-            libc::EPERM,
-        );
+        let attack = || sys(libc::SYS_ptrace, [u64::from(libc::PTRACE_TRACEME), 0, 0, 0, 0, 0]);
+        if let Some(result) = sandboxed_child(attack) {
+            assert_eq!(result, Err(libc::EPERM), "ptrace(PTRACE_TRACEME)");
+        }
     }
 
     #[test]
@@ -1392,26 +1428,25 @@ mod tests {
     const TIOCSTI: u64 = 0x5412;
     const FIONREAD: u64 = 0x541b;
 
+    // fd -1 rather than 0: should the filter regress, TIOCSTI on a terminal stdin would type into the
+    // developer's shell; on -1 the kernel answers EBADF instead. The filter runs before any fd lookup.
     #[test]
     fn kernel_denies_tiocsti() {
-        let c = "x";
-        let arg = c.as_ptr() as u64;
         assert_blocked(
-            "ioctl(0, TIOCSTI)",
+            "ioctl(-1, TIOCSTI)",
             libc::SYS_ioctl,
-            [0, TIOCSTI, arg, 0, 0, 0],
+            [ANY_FD, TIOCSTI, 0, 0, 0, 0],
             libc::EPERM,
         );
     }
 
     #[test]
     fn kernel_denies_tiocsti_with_high_bits_set() {
-        let c = "x";
-        let arg = c.as_ptr() as u64;
+        let request = 0xFFFF_FFFF_0000_0000 | TIOCSTI;
         assert_blocked(
-            "ioctl(0, 0xffffffff00005412)",
+            "ioctl(-1, 0xffffffff00005412)",
             libc::SYS_ioctl,
-            [0, 0xFFFF_FFFF_0000_0000 | TIOCSTI, arg, 0, 0, 0],
+            [ANY_FD, request, 0, 0, 0, 0],
             libc::EPERM,
         );
     }
