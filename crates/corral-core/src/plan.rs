@@ -688,7 +688,12 @@ pub fn build(
                 break;
             }
             if exists != Some(FileKind::Dir) {
-                break; // an ancestor is a file: the protected path cannot exist below it
+                // An ancestor is a file, so the protected path cannot exist below it; but the file
+                // itself must not change: a `.git` *file* (worktree, submodule checkout) names the
+                // git directory, and rewriting it would redirect the user's git to the agent's
+                // config and hooks.
+                rebinds.push((acc.clone(), Access::ReadOnly, "protect"));
+                break;
             }
             rebinds.push((acc.clone(), Access::ReadWrite, "pin"));
         }

@@ -14,10 +14,23 @@ use std::path::{Path, PathBuf};
 /// stays bounded; reaching it is an error rather than a silent partial mask.
 pub const MAX_WALK_ENTRIES: usize = 2_000_000;
 
-/// The walk of the workspace for deny globs visited more entries than [`MAX_WALK_ENTRIES`].
+/// The walk of the workspace for deny globs could not be completed, so masks cannot be promised.
 #[derive(Debug, thiserror::Error)]
-#[error("workspace {0} has more than {MAX_WALK_ENTRIES} entries: corral cannot check it for filesystem.deny matches; choose a smaller workspace")]
-pub struct WalkTooLarge(pub PathBuf);
+pub enum WalkError {
+    /// More than [`MAX_WALK_ENTRIES`] entries.
+    #[error("workspace {0} has more than {MAX_WALK_ENTRIES} entries: corral cannot check it for filesystem.deny matches; choose a smaller workspace")]
+    TooLarge(PathBuf),
+    /// A directory you own that corral cannot list: the agent could chmod it and read what is
+    /// inside, so corral refuses rather than skip it.
+    #[error("cannot list {path} while looking for filesystem.deny matches: {source}; it is yours, so the agent could open it up: fix its permissions (chmod u+rx) or move it out of the workspace")]
+    Unreadable {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// The git top-level containing `cwd`: the nearest ancestor with a `.git` directory or file.
 pub fn git_root(cwd: &Path) -> Option<PathBuf> {
@@ -80,7 +93,7 @@ pub fn gather(
     secret_patterns: &[PathBuf],
     workspace: &Path,
     deny: &GlobSet,
-) -> Result<HostFacts, WalkTooLarge> {
+) -> Result<HostFacts, WalkError> {
     let mut facts = HostFacts {
         tty: stdin_tty(),
         ..HostFacts::default()
@@ -121,18 +134,34 @@ pub fn gather(
     Ok(facts)
 }
 
+fn owned_by_us(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    p.symlink_metadata()
+        .is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw())
+}
+
 fn walk(
     root: &Path,
     dir: &Path,
     deny: &GlobSet,
     out: &mut Vec<(PathBuf, FileKind)>,
     seen: &mut usize,
-) -> Result<(), WalkTooLarge> {
-    let Ok(rd) = fs::read_dir(dir) else { return Ok(()) };
+) -> Result<(), WalkError> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        // Not ours and not readable: the agent (running as us) cannot open it either.
+        Err(e) if !owned_by_us(dir) && e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(()),
+        Err(source) => {
+            return Err(WalkError::Unreadable {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
     for e in rd.flatten() {
         *seen += 1;
         if *seen > MAX_WALK_ENTRIES {
-            return Err(WalkTooLarge(root.to_path_buf()));
+            return Err(WalkError::TooLarge(root.to_path_buf()));
         }
         let path = e.path();
         let Ok(ft) = e.file_type() else { continue };
