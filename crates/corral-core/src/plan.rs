@@ -240,6 +240,34 @@ pub struct Placeholder {
     pub kind: FileKind,
 }
 
+/// What to do when a watched name appears in a watched directory on the host during the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchAction {
+    /// Mount it read-only again: the host replaced a protected path (git rewrites `.git/config`
+    /// by renaming over it), which detaches the mount that was on it in the sandbox.
+    Protect,
+    /// Mask it again (or for the first time): a masked file replaced by an editor's save, or a
+    /// secret created during the session below a bound directory.
+    Mask,
+    /// It must not exist: move it aside (e.g. `.git/commondir`, which would point the user's git at
+    /// config and hooks the agent wrote, and which cannot get a placeholder: git fails on an empty one).
+    Quarantine,
+}
+
+/// A directory the supervisor watches (inotify) for the whole session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchDir {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// The same directory inside the sandbox.
+    pub inside: PathBuf,
+    /// Names in it and what to do when one appears (created or renamed into place).
+    pub names: Vec<(String, WatchAction)>,
+    /// Also mask new entries whose workspace-relative path matches `filesystem.deny`.
+    pub deny_globs: bool,
+}
+
 /// The network part of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkPlan {
@@ -270,6 +298,11 @@ pub struct Plan {
     pub mounts: Vec<MountOp>,
     /// Placeholders created in the workspace for the launch.
     pub placeholders: Vec<Placeholder>,
+    /// Directories watched during the session, so that protections and masks survive changes made
+    /// on the host.
+    pub watch: Vec<WatchDir>,
+    /// `filesystem.deny`, for masking matches that appear during the session.
+    pub deny: Vec<String>,
     /// The whole environment of the command.
     pub env: Vec<EnvVar>,
     /// Host variables left out (names only).
@@ -772,6 +805,14 @@ pub fn build(
             placed.push((dst.clone(), false));
         }
     }
+    let watch = plan_watches(
+        &tail,
+        &secrets,
+        &secret_paths(&home, inv.uid),
+        &binds,
+        workspace,
+        facts,
+    );
     mounts.extend(tail.into_iter().map(|(_, _, op)| op));
     mounts.push(MountOp::ReadOnly { dst: "/".into() });
 
@@ -821,6 +862,8 @@ pub fn build(
         layers: profile.layers.clone(),
         mounts,
         placeholders,
+        watch,
+        deny: profile.deny.clone(),
         env,
         env_left_out,
         landlock,
@@ -844,6 +887,94 @@ pub fn build(
         command,
         warnings,
     })
+}
+
+/// Names that must never appear in the workspace's `.git` directory during a session.
+pub const GIT_QUARANTINE: &[&str] = &["commondir"];
+
+/// Decides which host directories to watch and for which names: every protected path and masked
+/// path (re-applied when the host replaces it), every secret path below a bind that does not exist
+/// yet (masked when it appears), `.git/commondir` (quarantined), and, for new deny-glob matches,
+/// the workspace root and every directory that had a match at launch.
+fn plan_watches(
+    tail: &[(PathBuf, u8, MountOp)],
+    secrets: &[(PathBuf, PathFact)],
+    all_secrets: &[PathBuf],
+    binds: &[(PathBuf, PathBuf, Access, FileKind, String)],
+    workspace: &Path,
+    facts: &HostFacts,
+) -> Vec<WatchDir> {
+    let mut dirs: BTreeMap<PathBuf, WatchDir> = BTreeMap::new();
+    // Inside path → host path, through the bind that contains it.
+    let to_host = |inside: &Path| -> Option<PathBuf> {
+        binds
+            .iter()
+            .filter(|(_, dst, ..)| inside.starts_with(dst))
+            .max_by_key(|(_, dst, ..)| dst.as_os_str().len())
+            .and_then(|(src, dst, ..)| inside.strip_prefix(dst).ok().map(|rest| src.join(rest)))
+    };
+    let mut add = |inside: &Path, action: WatchAction, deny_globs: bool| {
+        let (Some(parent), Some(name)) = (inside.parent(), inside.file_name()) else {
+            return;
+        };
+        let Some(host) = to_host(parent) else { return };
+        let d = dirs.entry(parent.to_path_buf()).or_insert_with(|| WatchDir {
+            host,
+            inside: parent.to_path_buf(),
+            names: Vec::new(),
+            deny_globs: false,
+        });
+        d.deny_globs |= deny_globs;
+        d.names.push((name.to_string_lossy().into_owned(), action));
+    };
+    for (_, _, op) in tail {
+        match op {
+            MountOp::Rebind {
+                dst,
+                access: Access::ReadOnly,
+                ..
+            } => add(dst, WatchAction::Protect, false),
+            MountOp::Mask { dst, why, .. } => add(dst, WatchAction::Mask, why == "deny"),
+            _ => {}
+        }
+    }
+    // Secrets that do not exist yet, below a bound directory that does.
+    let existing: Vec<&PathBuf> = secrets.iter().map(|(p, _)| p).collect();
+    for (src, dst, ..) in binds {
+        for s in all_secrets
+            .iter()
+            .filter(|s| s.starts_with(src) && !existing.contains(s) && !has_glob(s))
+        {
+            if let Ok(rest) = s.strip_prefix(src) {
+                add(&dst.join(rest), WatchAction::Mask, false);
+            }
+        }
+    }
+    let git = workspace.join(".git");
+    if facts
+        .paths
+        .get(&git)
+        .is_some_and(|f| f.kind == FileKind::Dir && f.link.is_none())
+    {
+        for name in GIT_QUARANTINE {
+            add(&git.join(name), WatchAction::Quarantine, false);
+        }
+    }
+    // New deny matches in the workspace root.
+    dirs.entry(workspace.to_path_buf())
+        .or_insert_with(|| WatchDir {
+            host: workspace.to_path_buf(),
+            inside: workspace.to_path_buf(),
+            names: Vec::new(),
+            deny_globs: false,
+        })
+        .deny_globs = true;
+    let mut out: Vec<WatchDir> = dirs.into_values().collect();
+    for d in &mut out {
+        d.names.sort();
+        d.names.dedup();
+    }
+    out
 }
 
 /// Compiles `filesystem.deny` (patterns are matched against workspace-relative paths).

@@ -11,6 +11,7 @@
 
 use crate::ll;
 use crate::protocol::{InitMsg, EARLY_FAILURE_MAGIC, EARLY_STAGES};
+use crate::watch::{SandboxNs, Watcher};
 use corral_core::layer::{Achieved, Layer, LayerReport, Level};
 use corral_core::plan::Plan;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -109,12 +110,20 @@ pub struct Outcome {
     pub pid: Option<i32>,
 }
 
-/// Launches the plan and waits for the sandbox to end. `on_layers` is called once with every
-/// layer's achieved level as soon as they are known, before the command starts, so degradations are
-/// shown before anything runs.
-pub fn launch(plan: &Plan, on_layers: &mut dyn FnMut(&[LayerReport])) -> Result<Outcome, LaunchError> {
+/// What the launch tells its caller while the sandbox runs.
+pub trait Observer {
+    /// Every layer's achieved level, once, as soon as known and before the command starts, so
+    /// degradations are shown before anything runs.
+    fn layers(&mut self, layers: &[LayerReport]);
+    /// Something that happened during the session the user must hear about (e.g. a protection
+    /// re-applied after the host replaced a file).
+    fn note(&mut self, line: &str);
+}
+
+/// Launches the plan and waits for the sandbox to end.
+pub fn launch(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, LaunchError> {
     let saved_tty = rustix::termios::tcgetattr(rustix::stdio::stdin()).ok();
-    let result = launch_inner(plan, on_layers);
+    let result = launch_inner(plan, observer);
     if let Some(t) = saved_tty {
         // Whatever the command did to the terminal (raw mode, no echo), give it back as it was.
         let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), rustix::termios::OptionalActions::Now, &t);
@@ -126,7 +135,7 @@ fn level(plan: &Plan, layer: Layer) -> Level {
     plan.layers.get(&layer).copied().unwrap_or(Level::Required)
 }
 
-fn launch_inner(plan: &Plan, on_layers: &mut dyn FnMut(&[LayerReport])) -> Result<Outcome, LaunchError> {
+fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, LaunchError> {
     let (ours, theirs) = socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -170,21 +179,23 @@ fn launch_inner(plan: &Plan, on_layers: &mut dyn FnMut(&[LayerReport])) -> Resul
         })
         .collect();
 
+    // Opened now, while init is certainly alive: the namespaces the watcher re-applies mounts in.
+    let ns = SandboxNs::open(pid).map_err(step(format!("open /proc/{pid}/ns/{{user,mnt}}")))?;
+    let watcher = Watcher::new(plan).map_err(step("inotify_init1"))?;
+
     let mut ctl = UnixStream::from(ours);
     let mut line = serde_json::to_vec(plan).map_err(|e| step("serialise plan")(e.into()))?;
     line.push(b'\n');
     // A write error means init already died; its exit status tells the rest below.
     let _ = ctl.write_all(&line);
 
-    let mut on_msg = |m: &Msg| {
-        if let Msg::Init(InitMsg::Layers { reports }) = m {
-            let mut all = layers.clone();
-            all.extend(reports.iter().cloned());
-            all.sort_by_key(|r| r.layer);
-            on_layers(&all);
-        }
+    let mut ctx = Supervised {
+        observer,
+        base: &layers,
+        ns: &ns,
+        watcher: &watcher,
     };
-    let (status, msgs) = supervise(pid, &ctl, &mut on_msg)?;
+    let (status, msgs) = supervise(pid, &ctl, &mut ctx)?;
     let mut outcome = Outcome {
         exit_code: ll::exit_code_of(status),
         layers: Vec::new(),
@@ -346,6 +357,30 @@ fn write_proc(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
         .map_err(|e| e.raw_os_error())
 }
 
+struct Supervised<'a> {
+    observer: &'a mut dyn Observer,
+    base: &'a [LayerReport],
+    ns: &'a SandboxNs,
+    watcher: &'a Watcher,
+}
+
+impl Supervised<'_> {
+    fn on_msg(&mut self, m: &Msg) {
+        if let Msg::Init(InitMsg::Layers { reports }) = m {
+            let mut all = self.base.to_vec();
+            all.extend(reports.iter().cloned());
+            all.sort_by_key(|r| r.layer);
+            self.observer.layers(&all);
+        }
+    }
+
+    fn on_watch(&mut self) {
+        for line in self.watcher.handle(self.ns) {
+            self.observer.note(&line);
+        }
+    }
+}
+
 enum Msg {
     Init(InitMsg),
     Early { stage: u8, errno: i32 },
@@ -353,11 +388,7 @@ enum Msg {
 
 /// Waits for init while reading its messages and forwarding signals to it. Returns init's raw wait
 /// status and every message it sent.
-fn supervise(
-    pid: i32,
-    ctl: &UnixStream,
-    on_msg: &mut dyn FnMut(&Msg),
-) -> Result<(i32, Vec<Msg>), LaunchError> {
+fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i32, Vec<Msg>), LaunchError> {
     ll::set_sigmask(&HANDLED, libc::SIG_BLOCK).map_err(step("sigprocmask(SIG_BLOCK)"))?;
     let sfd = ll::signalfd(&HANDLED).map_err(step("signalfd"))?;
     let mut buf = Vec::new();
@@ -367,7 +398,8 @@ fn supervise(
         if let Some((_, status)) = ll::wait_nohang(pid).map_err(step(format!("waitpid({pid})")))? {
             break status;
         }
-        let mut fds = vec![PollFd::new(&sfd, PollFlags::IN)];
+        let wfd = ctx.watcher.fd();
+        let mut fds = vec![PollFd::new(&sfd, PollFlags::IN), PollFd::new(&wfd, PollFlags::IN)];
         if ctl_open {
             fds.push(PollFd::new(ctl, PollFlags::IN));
         }
@@ -376,9 +408,13 @@ fn supervise(
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(step("poll")(e.into())),
         }
-        let ctl_ready = fds.get(1).is_some_and(|f| !f.revents().is_empty());
+        let ctl_ready = fds.get(2).is_some_and(|f| !f.revents().is_empty());
         let sig_ready = fds[0].revents().contains(PollFlags::IN);
+        let watch_ready = fds[1].revents().contains(PollFlags::IN);
         drop(fds);
+        if watch_ready {
+            ctx.on_watch();
+        }
         if ctl_ready {
             let mut chunk = [0u8; 4096];
             match (&*ctl).read(&mut chunk) {
@@ -388,7 +424,7 @@ fn supervise(
             // Hand complete lines to the caller as they arrive.
             let msgs = parse_msgs(complete_lines(&buf));
             for m in msgs.iter().skip(seen) {
-                on_msg(m);
+                ctx.on_msg(m);
             }
             seen = msgs.len();
         }

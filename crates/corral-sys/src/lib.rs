@@ -11,3 +11,4 @@ pub mod probe;
 pub mod protocol;
 pub mod seccomp;
 pub mod session;
+pub mod watch;

@@ -31,8 +31,6 @@ use crate::ll::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MO
 
 /// Size of the new root tmpfs: it holds only mount points and symlinks, and is read-only at the end.
 const ROOT_TMPFS_OPTS: &str = "mode=0755,size=1m";
-/// The tiny tmpfs holding the empty file every file mask is a read-only bind of.
-const EMPTY_TMPFS_OPTS: &std::ffi::CStr = c"mode=0755,size=4k,nr_inodes=4";
 /// An empty read-only directory mask: tiny and unwritable.
 const MASK_DIR_OPTS: &str = "mode=0555,size=4k,nr_inodes=2";
 /// `AT_RECURSIVE` for `mount_setattr`.
@@ -85,11 +83,6 @@ pub fn apply_mounts(ops: &[MountOp], staging: &Path) -> Result<(), MountError> {
         });
     }
 
-    // The source of every file mask: an empty regular file on a tiny tmpfs of its own, which the
-    // root tmpfs then covers (the O_PATH descriptor keeps it reachable). A read-only bind of it
-    // reads as empty and refuses writes with EROFS, where /dev/null would silently swallow them.
-    let empty = make_empty_file(staging)?;
-
     mount(
         "tmpfs",
         staging,
@@ -101,18 +94,22 @@ pub fn apply_mounts(ops: &[MountOp], staging: &Path) -> Result<(), MountError> {
         "mount(\"tmpfs\" → {staging:?}, \"{ROOT_TMPFS_OPTS}\")"
     )))?;
 
+    // The source of every file mask: one empty regular file at the root, read-only with it. A bind
+    // of it reads as empty and refuses writes with EROFS (where /dev/null would silently swallow
+    // them), and it stays reachable for masks re-applied during the session.
+    let empty = make_mask_source(staging)?;
+
     for (op, clone) in ops.iter().zip(clones) {
         apply_one(op, clone, &empty, staging)?;
     }
     Ok(())
 }
 
-fn make_empty_file(staging: &Path) -> Result<OwnedFd, MountError> {
-    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    mount("tmpfs", staging, "tmpfs", flags, Some(EMPTY_TMPFS_OPTS)).map_err(err_rx(format!(
-        "mount(\"tmpfs\" → {staging:?}) for the empty mask file"
-    )))?;
-    let path = staging.join("empty");
+/// Path, inside the sandbox, of the empty read-only file every file mask is a bind of.
+pub const MASK_SOURCE: &str = "/.corral-mask";
+
+fn make_mask_source(staging: &Path) -> Result<OwnedFd, MountError> {
+    let path = at(staging, Path::new(MASK_SOURCE));
     rustix::fs::open(
         &path,
         OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
@@ -127,32 +124,12 @@ fn make_empty_file(staging: &Path) -> Result<OwnedFd, MountError> {
 /// entered it): used when the host replaced a protected or masked file, which detaches the mount
 /// that was on it in every other namespace. Paths are the sandbox's own; `/` is its root.
 pub fn reapply(ops: &[MountOp]) -> Result<(), MountError> {
-    let empty = make_empty_file_detached()?;
+    let empty = rustix::fs::open(MASK_SOURCE, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .map_err(err_rx(format!("open({MASK_SOURCE:?}, O_PATH)")))?;
     for op in ops {
         apply_one(op, None, &empty, Path::new("/"))?;
     }
     Ok(())
-}
-
-/// An empty file for masks when no staging directory exists: a detached tiny tmpfs.
-fn make_empty_file_detached() -> Result<OwnedFd, MountError> {
-    use rustix::mount::{
-        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags, MountAttrFlags,
-    };
-    let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(err_rx("fsopen(\"tmpfs\")"))?;
-    fsconfig_set_string(&fs, "size", "4k").map_err(err_rx("fsconfig(size=4k)"))?;
-    fsconfig_create(&fs).map_err(err_rx("fsconfig(FSCONFIG_CMD_CREATE)"))?;
-    let mnt =
-        fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).map_err(err_rx("fsmount"))?;
-    rustix::fs::openat(
-        &mnt,
-        "empty",
-        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o444),
-    )
-    .map_err(err_rx("creat(empty)"))?;
-    rustix::fs::openat(&mnt, "empty", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .map_err(err_rx("open(empty, O_PATH)"))
 }
 
 fn at(staging: &Path, dst: &Path) -> PathBuf {

@@ -56,8 +56,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         .create_placeholders(&plan.placeholders)
         .map_err(anyhow::Error::from)
         .and_then(|()| {
-            corral_sys::launch::launch(&plan, &mut |layers| report_layers(layers, args.verbose))
-                .map_err(anyhow::Error::from)
+            corral_sys::launch::launch(
+                &plan,
+                &mut Reporter {
+                    verbose: args.verbose,
+                },
+            )
+            .map_err(anyhow::Error::from)
         });
     // Placeholders and the session directory go on every path out, success or not.
     for note in session.finish() {
@@ -68,6 +73,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         eprintln!("corral: error: {err}");
     }
     Ok(outcome.exit_code)
+}
+
+/// What the user sees while the sandbox runs.
+struct Reporter {
+    verbose: bool,
+}
+
+impl corral_sys::launch::Observer for Reporter {
+    fn layers(&mut self, layers: &[LayerReport]) {
+        report_layers(layers, self.verbose);
+    }
+    fn note(&mut self, line: &str) {
+        eprintln!("corral: {line}");
+    }
 }
 
 /// Tells the user about every layer that is not fully in effect (always), or every layer

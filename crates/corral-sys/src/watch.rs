@@ -1,0 +1,233 @@
+//! Keeps protections and masks in force when the *host* changes the workspace during a session.
+//!
+//! Why this exists: a mount sits on a dentry. When a process outside the sandbox renames a file
+//! over a mount point (git rewrites `.git/config` through `config.lock`; editors save `.env` the
+//! same way), Linux (≥ 3.18) detaches the mounts on that dentry in every other mount namespace, so
+//! the sandbox would see the new file unprotected. Likewise a secret created during the session
+//! below a bound directory (`cargo login` writing `~/.cargo/credentials.toml`) or a new `.env`
+//! was not there to be masked at launch.
+//!
+//! How: the supervisor watches the directories the plan names (inotify, `IN_CREATE|IN_MOVED_TO`)
+//! and, for each event, forks a short-lived helper that enters the sandbox's user and mount
+//! namespaces (`setns`; the supervisor's uid owns that user namespace, so the helper has
+//! `CAP_SYS_ADMIN` there) and mounts the protection again. A `.git/commondir` that appears is moved
+//! aside instead. Every event is reported to the user.
+//!
+//! Limit: between the host's rename and the re-mount there is a window (the inotify wake-up plus
+//! a fork, well under a millisecond to a few milliseconds on an idle machine) in which a process
+//! inside that polls for it could write to the new file. GUARANTEES.md states this.
+
+use crate::ll;
+use crate::mounts;
+use corral_core::plan::{Access, FileKind, MountOp, Plan, WatchAction, WatchDir};
+use globset::GlobSet;
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use std::io::Read;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The sandbox's user and mount namespaces, opened right after clone.
+#[derive(Debug)]
+pub struct SandboxNs {
+    user: OwnedFd,
+    mnt: OwnedFd,
+}
+
+impl SandboxNs {
+    /// Opens `/proc/<pid>/ns/{user,mnt}` of the sandbox's init.
+    pub fn open(pid: i32) -> std::io::Result<SandboxNs> {
+        use rustix::fs::{open, Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+        Ok(SandboxNs {
+            user: open(format!("/proc/{pid}/ns/user"), flags, Mode::empty())?,
+            mnt: open(format!("/proc/{pid}/ns/mnt"), flags, Mode::empty())?,
+        })
+    }
+}
+
+/// Applies `ops` inside the sandbox's mount namespace from a forked helper.
+///
+/// The supervisor is single-threaded (a precondition of `setns` into a user namespace, and of
+/// running ordinary code after fork).
+pub fn reapply_in(ns: &SandboxNs, ops: &[MountOp]) -> Result<(), String> {
+    let (r, w) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
+    // SAFETY: the supervisor is single-threaded, so the child may run ordinary code until it exits.
+    let pid = unsafe { ll::fork() }.map_err(|e| format!("fork: {e}"))?;
+    if pid == 0 {
+        drop(r);
+        let result = rustix::thread::move_into_link_name_space(
+            ns.user.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::User),
+        )
+        .map_err(|e| format!("setns(user): {e}"))
+        .and_then(|()| {
+            rustix::thread::move_into_link_name_space(
+                ns.mnt.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Mount),
+            )
+            .map_err(|e| format!("setns(mnt): {e}"))
+        })
+        .and_then(|()| mounts::reapply(ops).map_err(|e| e.to_string()));
+        if let Err(msg) = result {
+            let _ = rustix::io::write(&w, msg.as_bytes());
+            ll::exit_now(1);
+        }
+        ll::exit_now(0);
+    }
+    drop(w);
+    let mut msg = String::new();
+    let _ = std::fs::File::from(r).read_to_string(&mut msg);
+    let status = ll::wait_blocking(pid).map_err(|e| format!("waitpid: {e}"))?;
+    if status == 0 {
+        Ok(())
+    } else if msg.is_empty() {
+        Err(format!("re-protect helper failed (wait status {status:#x})"))
+    } else {
+        Err(msg)
+    }
+}
+
+/// The inotify watcher over the plan's watched directories.
+#[derive(Debug)]
+pub struct Watcher {
+    fd: OwnedFd,
+    dirs: Vec<(i32, WatchDir)>,
+    deny: GlobSet,
+    workspace: PathBuf,
+}
+
+impl Watcher {
+    /// Watches every directory of `plan.watch` that exists now.
+    pub fn new(plan: &Plan) -> std::io::Result<Watcher> {
+        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
+        let mut dirs = Vec::new();
+        for d in &plan.watch {
+            let flags =
+                WatchFlags::CREATE | WatchFlags::MOVED_TO | WatchFlags::ONLYDIR | WatchFlags::DONT_FOLLOW;
+            if let Ok(wd) = inotify::add_watch(&fd, &d.host, flags) {
+                dirs.push((wd, d.clone()));
+            }
+        }
+        let deny = corral_core::plan::deny_globset(&plan.deny).unwrap_or_else(|_| GlobSet::empty());
+        Ok(Watcher {
+            fd,
+            dirs,
+            deny,
+            workspace: plan.workspace.clone(),
+        })
+    }
+
+    /// The descriptor to poll for readability.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Reads pending events and acts on them. Returns one line per action, for the user.
+    pub fn handle(&self, ns: &SandboxNs) -> Vec<String> {
+        let mut todo: Vec<(WatchDir, String, WatchAction)> = Vec::new();
+        let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
+        let mut reader = inotify::Reader::new(&self.fd, &mut buf);
+        let mut overflow = false;
+        while let Ok(ev) = reader.next() {
+            if ev.events().contains(ReadFlags::QUEUE_OVERFLOW) {
+                overflow = true;
+                continue;
+            }
+            let Some(name) = ev.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            let Some((_, dir)) = self.dirs.iter().find(|(wd, _)| *wd == ev.wd()) else {
+                continue;
+            };
+            if let Some(action) = self.action_for(dir, &name) {
+                todo.push((dir.clone(), name, action));
+            }
+        }
+        let mut notes = Vec::new();
+        if overflow {
+            // Events were lost: re-apply every protection and mask that can be.
+            for (_, dir) in &self.dirs {
+                for (name, action) in &dir.names {
+                    if dir.host.join(name).symlink_metadata().is_ok() {
+                        todo.push((dir.clone(), name.clone(), *action));
+                    }
+                }
+            }
+            notes.push("too many changes at once in the workspace: every protection re-applied".to_string());
+        }
+        todo.sort_by(|a, b| (&a.0.host, &a.1).cmp(&(&b.0.host, &b.1)));
+        todo.dedup_by(|a, b| a.0.host == b.0.host && a.1 == b.1);
+        for (dir, name, action) in todo {
+            notes.push(act(ns, &dir, &name, action));
+        }
+        notes
+    }
+
+    fn action_for(&self, dir: &WatchDir, name: &str) -> Option<WatchAction> {
+        if let Some((_, a)) = dir.names.iter().find(|(n, _)| n == name) {
+            return Some(*a);
+        }
+        if dir.deny_globs {
+            let inside = dir.inside.join(name);
+            let rel = inside.strip_prefix(&self.workspace).unwrap_or(&inside);
+            if self.deny.is_match(rel) {
+                return Some(WatchAction::Mask);
+            }
+        }
+        None
+    }
+}
+
+fn act(ns: &SandboxNs, dir: &WatchDir, name: &str, action: WatchAction) -> String {
+    let host = dir.host.join(name);
+    let inside = dir.inside.join(name);
+    let Ok(meta) = host.symlink_metadata() else {
+        return format!("{} appeared and went again on the host", host.display());
+    };
+    match action {
+        WatchAction::Quarantine => quarantine(&host),
+        WatchAction::Protect | WatchAction::Mask if meta.file_type().is_symlink() => format!(
+            "warning: {} was replaced by a symlink on the host: corral cannot hold a symlink read-only or masked",
+            host.display()
+        ),
+        WatchAction::Protect => {
+            let op = MountOp::Rebind { dst: inside, access: Access::ReadOnly, why: "protect".into() };
+            report(reapply_in(ns, &[op]), &host, "protection re-applied (it was replaced on the host)")
+        }
+        WatchAction::Mask => {
+            let kind = if meta.is_dir() { FileKind::Dir } else { FileKind::File };
+            let op = MountOp::Mask { dst: inside, kind, why: "watch".into() };
+            report(reapply_in(ns, &[op]), &host, "masked (it appeared or was replaced on the host)")
+        }
+    }
+}
+
+fn report(r: Result<(), String>, host: &Path, done: &str) -> String {
+    match r {
+        Ok(()) => format!("{}: {done}", host.display()),
+        Err(e) => format!(
+            "warning: {}: could not re-apply its protection inside the sandbox: {e}",
+            host.display()
+        ),
+    }
+}
+
+/// Moves a forbidden file aside (never deletes it: it may be evidence, and nothing is lost).
+fn quarantine(host: &Path) -> String {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut aside = host.as_os_str().to_owned();
+    aside.push(format!(".corral-quarantine-{stamp}"));
+    match std::fs::rename(host, &aside) {
+        Ok(()) => format!(
+            "warning: {} was created during the session (it would redirect your git to other config and hooks); moved to {}",
+            host.display(),
+            Path::new(&aside).display()
+        ),
+        Err(e) => format!("warning: {} was created during the session and could not be moved aside: {e}", host.display()),
+    }
+}
