@@ -57,6 +57,10 @@ pub struct SessionState {
     pub workspace: PathBuf,
     /// Placeholders created.
     pub placeholders: Vec<CreatedPlaceholder>,
+    /// The session ended normally; its placeholders wait only for the other sessions in the same
+    /// workspace to end.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 /// A running session's directory and state.
@@ -101,10 +105,24 @@ fn random_id() -> String {
 
 /// The start time of `pid` in clock ticks, from `/proc/PID/stat`.
 pub fn start_ticks(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(_, t)| t)
+}
+
+/// (state letter, start time) of `pid`.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: split after its last ')'.
     let after = &stat[stat.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
+    let mut fields = after.split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
+}
+
+/// A session is live while its supervisor runs (same pid *and* start time, not a zombie) and it
+/// has not finished.
+fn live(s: &SessionState) -> bool {
+    !s.finished
+        && proc_stat(s.pid).is_some_and(|(state, t)| t == s.start_ticks && state != 'Z' && state != 'X')
 }
 
 impl Session {
@@ -123,6 +141,7 @@ impl Session {
             start_ticks: start_ticks(pid).unwrap_or(0),
             workspace: workspace.to_path_buf(),
             placeholders: Vec::new(),
+            finished: false,
         };
         let s = Session { dir, state };
         s.save()?;
@@ -144,17 +163,27 @@ impl Session {
         fs::rename(&tmp, &path).map_err(serr("rename", &path))
     }
 
-    /// Creates each placeholder (recording it first, so a kill in between is still cleaned up).
+    /// Creates the placeholders. The whole list is recorded first (one write), so a kill at any
+    /// point leaves a record `gc` can act on; a second write adds each one's device and inode and
+    /// drops any that already existed (made by someone else meanwhile: not ours to remove).
     pub fn create_placeholders(&mut self, wanted: &[Placeholder]) -> Result<(), SessionError> {
-        for p in wanted {
-            self.state.placeholders.push(CreatedPlaceholder {
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        self.state.placeholders = wanted
+            .iter()
+            .map(|p| CreatedPlaceholder {
                 path: p.path.clone(),
                 kind: p.kind,
                 dev: 0,
                 ino: 0,
-            });
-            self.save()?;
-            let created = match p.kind {
+            })
+            .collect();
+        self.save()?;
+        let mut created = Vec::with_capacity(wanted.len());
+        let mut failure = None;
+        for p in wanted {
+            let made = match p.kind {
                 FileKind::Dir => fs::DirBuilder::new().mode(0o755).create(&p.path),
                 FileKind::File | FileKind::Other => fs::OpenOptions::new()
                     .write(true)
@@ -163,39 +192,49 @@ impl Session {
                     .open(&p.path)
                     .map(drop),
             };
-            match created {
-                Ok(()) => {}
-                // Another session (or the user) made it in the meantime: it is not ours to remove.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    self.state.placeholders.pop();
-                    self.save()?;
-                    continue;
+            match made.and_then(|()| p.path.symlink_metadata()) {
+                Ok(meta) => created.push(CreatedPlaceholder {
+                    path: p.path.clone(),
+                    kind: p.kind,
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    failure = Some(serr("create placeholder", &p.path)(e));
+                    break;
                 }
-                Err(e) => return Err(serr("create placeholder", &p.path)(e)),
             }
-            let meta = p.path.symlink_metadata().map_err(serr("lstat", &p.path))?;
-            if let Some(last) = self.state.placeholders.last_mut() {
-                last.dev = meta.dev();
-                last.ino = meta.ino();
-            }
-            self.save()?;
         }
-        Ok(())
+        self.state.placeholders = created;
+        self.save()?;
+        failure.map_or(Ok(()), Err)
     }
 
-    /// Removes the placeholders and the session directory. Returns notes for the user about
-    /// placeholders that were left because something changed them.
-    pub fn finish(self) -> Vec<String> {
-        let notes = remove_placeholders(&self.state.placeholders);
-        let _ = fs::remove_dir_all(&self.dir);
-        notes
+    /// Ends the session: marks it finished, then removes the placeholders of every ended session in
+    /// this workspace, unless another session there is still live. A placeholder is a mount point
+    /// in every live sandbox of the workspace, and removing it on the host would detach their
+    /// protection (Linux ≥ 3.18 detaches mounts on an unlinked dentry in other namespaces); the
+    /// last session to end removes them all. Returns notes about placeholders left in place.
+    pub fn finish(mut self) -> Vec<String> {
+        let root = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.state.finished = true;
+        if self.save().is_err() {
+            // Cannot record the hand-over: clean our own now rather than leave them behind.
+            let notes = remove_placeholders(&self.state.placeholders);
+            let _ = fs::remove_dir_all(&self.dir);
+            return notes;
+        }
+        collect(&root).notes
     }
 }
 
-/// Removes each placeholder that is still the empty entry corral created.
+/// Removes each placeholder that is still the empty entry corral created, deepest first.
 pub fn remove_placeholders(list: &[CreatedPlaceholder]) -> Vec<String> {
+    let mut list: Vec<&CreatedPlaceholder> = list.iter().collect();
+    list.sort_by(|a, b| b.path.cmp(&a.path));
     let mut notes = Vec::new();
-    for p in list.iter().rev() {
+    for p in list {
         let Ok(meta) = p.path.symlink_metadata() else {
             continue;
         };
@@ -203,7 +242,7 @@ pub fn remove_placeholders(list: &[CreatedPlaceholder]) -> Vec<String> {
             continue; // replaced by something else: not ours
         }
         let removed = match p.kind {
-            FileKind::Dir => fs::remove_dir(&p.path),
+            FileKind::Dir if meta.is_dir() => fs::remove_dir(&p.path),
             FileKind::File | FileKind::Other if meta.is_file() && meta.len() == 0 => fs::remove_file(&p.path),
             _ => Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY)),
         };
@@ -214,11 +253,23 @@ pub fn remove_placeholders(list: &[CreatedPlaceholder]) -> Vec<String> {
     notes
 }
 
-/// Cleans up after sessions whose supervisor is gone: their placeholders and directories. Returns
-/// one line per thing removed.
-pub fn gc(root: &Path) -> Vec<String> {
-    let mut done = Vec::new();
-    let Ok(rd) = fs::read_dir(root) else { return done };
+/// What a collection pass did.
+struct Collected {
+    /// Lines about sessions that had been killed (not finished normally).
+    killed: Vec<String>,
+    /// Notes about placeholders left in place.
+    notes: Vec<String>,
+}
+
+/// Removes the placeholders and directories of every ended session whose workspace has no live
+/// session left.
+fn collect(root: &Path) -> Collected {
+    let mut out = Collected {
+        killed: Vec::new(),
+        notes: Vec::new(),
+    };
+    let Ok(rd) = fs::read_dir(root) else { return out };
+    let mut states: Vec<(PathBuf, SessionState)> = Vec::new();
     for e in rd.flatten() {
         let dir = e.path();
         let Ok(text) = fs::read_to_string(dir.join("state.json")) else {
@@ -227,25 +278,51 @@ pub fn gc(root: &Path) -> Vec<String> {
         let Ok(state) = serde_json::from_str::<SessionState>(&text) else {
             continue;
         };
-        let alive = start_ticks(state.pid).is_some_and(|t| t == state.start_ticks);
-        if alive {
-            continue;
-        }
-        for p in &state.placeholders {
-            if p.path.symlink_metadata().is_ok() {
-                done.push(format!(
+        states.push((dir, state));
+    }
+    let busy: Vec<PathBuf> = states
+        .iter()
+        .filter(|(_, s)| live(s))
+        .map(|(_, s)| s.workspace.clone())
+        .collect();
+    let ended: Vec<&(PathBuf, SessionState)> = states
+        .iter()
+        .filter(|(_, s)| !live(s) && !busy.contains(&s.workspace))
+        .collect();
+    let all: Vec<CreatedPlaceholder> = ended
+        .iter()
+        .flat_map(|(_, s)| s.placeholders.iter().cloned())
+        .collect();
+    for (_, s) in &ended {
+        if !s.finished {
+            for p in s
+                .placeholders
+                .iter()
+                .filter(|p| p.path.symlink_metadata().is_ok())
+            {
+                out.killed.push(format!(
                     "session {}: removing placeholder {}",
-                    state.id,
+                    s.id,
                     p.path.display()
                 ));
             }
         }
-        done.extend(remove_placeholders(&state.placeholders));
-        if fs::remove_dir_all(&dir).is_ok() {
-            done.push(format!("session {}: removed {}", state.id, dir.display()));
+    }
+    out.notes = remove_placeholders(&all);
+    for (dir, s) in ended {
+        if fs::remove_dir_all(dir).is_ok() && !s.finished {
+            out.killed
+                .push(format!("session {}: removed {}", s.id, dir.display()));
         }
     }
-    done
+    out
+}
+
+/// Cleans up after sessions that were killed (and any ended ones whose workspace is now free):
+/// their placeholders and directories. Returns one line per thing removed of a killed session.
+pub fn gc(root: &Path) -> Vec<String> {
+    let c = collect(root);
+    c.killed.into_iter().chain(c.notes).collect()
 }
 
 #[cfg(test)]
