@@ -11,7 +11,7 @@
 
 use crate::ll;
 use crate::protocol::{InitMsg, EARLY_FAILURE_MAGIC, EARLY_STAGES};
-use crate::watch::{SandboxNs, Watcher};
+use crate::watch::Watcher;
 use corral_core::layer::{Achieved, Layer, LayerReport, Level};
 use corral_core::plan::Plan;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -122,11 +122,22 @@ pub trait Observer {
 
 /// Launches the plan and waits for the sandbox to end.
 pub fn launch(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, LaunchError> {
-    let saved_tty = rustix::termios::tcgetattr(rustix::stdio::stdin()).ok();
+    let stdin = rustix::stdio::stdin();
+    let saved_tty = rustix::termios::tcgetattr(stdin).ok();
+    // Were we the terminal's foreground job? A shell inside makes its own group the foreground;
+    // when it exits, that group is gone and we must take the terminal back before touching it.
+    let our_pgrp = rustix::process::getpgrp();
+    let was_foreground = rustix::termios::tcgetpgrp(stdin).is_ok_and(|p| p == our_pgrp);
     let result = launch_inner(plan, observer);
     if let Some(t) = saved_tty {
+        // From a background group these calls raise SIGTTOU, which would stop corral: block it.
+        let _ = ll::set_sigmask(&[libc::SIGTTOU], libc::SIG_BLOCK);
+        if was_foreground {
+            let _ = rustix::termios::tcsetpgrp(stdin, our_pgrp);
+        }
         // Whatever the command did to the terminal (raw mode, no echo), give it back as it was.
-        let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), rustix::termios::OptionalActions::Now, &t);
+        let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &t);
+        let _ = ll::set_sigmask(&[libc::SIGTTOU], libc::SIG_UNBLOCK);
     }
     result
 }
@@ -179,8 +190,6 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         })
         .collect();
 
-    // Opened now, while init is certainly alive: the namespaces the watcher re-applies mounts in.
-    let ns = SandboxNs::open(pid).map_err(step(format!("open /proc/{pid}/ns/{{user,mnt}}")))?;
     let watcher = Watcher::new(plan).map_err(step("inotify_init1"))?;
 
     let mut ctl = UnixStream::from(ours);
@@ -192,7 +201,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
     let mut ctx = Supervised {
         observer,
         base: &layers,
-        ns: &ns,
+        init: pid,
         watcher: &watcher,
     };
     let (status, msgs) = supervise(pid, &ctl, &mut ctx)?;
@@ -360,7 +369,7 @@ fn write_proc(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
 struct Supervised<'a> {
     observer: &'a mut dyn Observer,
     base: &'a [LayerReport],
-    ns: &'a SandboxNs,
+    init: i32,
     watcher: &'a Watcher,
 }
 
@@ -375,7 +384,7 @@ impl Supervised<'_> {
     }
 
     fn on_watch(&mut self) {
-        for line in self.watcher.handle(self.ns) {
+        for line in self.watcher.handle(self.init) {
             self.observer.note(&line);
         }
     }

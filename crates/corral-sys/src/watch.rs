@@ -124,8 +124,12 @@ impl Watcher {
         self.fd.as_fd()
     }
 
-    /// Reads pending events and acts on them. Returns one line per action, for the user.
-    pub fn handle(&self, ns: &SandboxNs) -> Vec<String> {
+    /// Reads pending events and acts on them inside the sandbox whose init is `init` (an unreaped
+    /// child of ours, so its pid cannot have been reused). Returns one line per action.
+    ///
+    /// The namespaces are opened per event rather than held for the session: holding them would
+    /// move the mount namespace's teardown onto the supervisor's exit path (milliseconds).
+    pub fn handle(&self, init: i32) -> Vec<String> {
         let mut todo: Vec<(WatchDir, String, WatchAction)> = Vec::new();
         let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
         let mut reader = inotify::Reader::new(&self.fd, &mut buf);
@@ -159,8 +163,20 @@ impl Watcher {
         }
         todo.sort_by(|a, b| (&a.0.host, &a.1).cmp(&(&b.0.host, &b.1)));
         todo.dedup_by(|a, b| a.0.host == b.0.host && a.1 == b.1);
+        if todo.is_empty() {
+            return notes;
+        }
+        let ns = match SandboxNs::open(init) {
+            Ok(ns) => ns,
+            Err(e) => {
+                notes.push(format!(
+                    "warning: cannot enter the sandbox to re-apply protections: /proc/{init}/ns: {e}"
+                ));
+                return notes;
+            }
+        };
         for (dir, name, action) in todo {
-            notes.push(act(ns, &dir, &name, action));
+            notes.push(act(&ns, &dir, &name, action));
         }
         notes
     }
