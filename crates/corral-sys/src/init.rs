@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 /// The descriptor of the control socket to the supervisor, placed there by the cloned child.
 pub const CTL_FD: RawFd = 3;
 
+/// `si_code` of a signal the kernel generated itself (e.g. the terminal's Ctrl-C).
+const SI_KERNEL: i32 = 0x80;
+
 /// Signals init passes on to the command (sent to init by the supervisor, e.g. on `kill corral`).
 const FORWARDED: [i32; 6] = [
     libc::SIGTERM,
@@ -333,6 +336,12 @@ fn set_rlimits(plan: &Plan) -> Result<(), InitError> {
 
 /// Looks `command` up in `path_var` the way execvp does, inside the sandbox.
 fn resolve(command: &str, path_var: &str) -> Result<PathBuf, InitError> {
+    if command.is_empty() {
+        return Err(InitError::NotFound {
+            command: String::new(),
+            path: path_var.to_string(),
+        });
+    }
     if command.contains('/') {
         return Ok(PathBuf::from(command));
     }
@@ -387,7 +396,20 @@ fn start_command(plan: &Plan, program: &Path, filter: &seccomp::CompiledSeccomp)
         .map_err(|e| step("pipe2(O_CLOEXEC)")(e.into()))?;
 
     // SAFETY: init is single-threaded, so the child may run ordinary code until it execs.
-    let pid = unsafe { ll::fork() }.map_err(step("fork()"))?;
+    let pid = unsafe { ll::fork() }.map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::EAGAIN) {
+            format!(
+                " (limits.pids = {} is too low to start the command)",
+                plan.rlimits
+                    .iter()
+                    .find(|r| r.resource == "RLIMIT_NPROC")
+                    .map_or(0, |r| r.hard)
+            )
+        } else {
+            String::new()
+        };
+        step(format!("fork(){hint}"))(e)
+    })?;
     if pid == 0 {
         drop(err_r);
         let fail = |stage: u8, e: std::io::Error| -> ! {
@@ -483,8 +505,10 @@ fn reap(ctl: &UnixStream, started: Started) -> Result<i32, InitError> {
             }
         }
         if fds[0].revents().contains(PollFlags::IN) {
-            let (sig, _, _) = ll::read_signal(sfd.as_fd()).map_err(step("read(signalfd)"))?;
-            if sig != libc::SIGCHLD {
+            let (sig, code, _) = ll::read_signal(sfd.as_fd()).map_err(step("read(signalfd)"))?;
+            // A terminal's Ctrl-C (si_code SI_KERNEL) already reached the command: init sits in
+            // the same process group. Forward only what was sent to init (by the supervisor).
+            if sig != libc::SIGCHLD && code != SI_KERNEL {
                 let _ = ll::kill(started.agent, sig);
             }
         }
