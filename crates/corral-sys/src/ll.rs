@@ -207,6 +207,18 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     }
 }
 
+/// Closes every descriptor except `keep`. Async-signal-safe.
+pub fn close_all_but(keep: RawFd) {
+    let keep = u32::try_from(keep).unwrap_or(0);
+    // SAFETY: integer arguments only; closing descriptors this process owns.
+    unsafe {
+        if keep > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, keep - 1, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
+    }
+}
+
 /// `dup2(fd, target)` that also clears close-on-exec when `fd == target`. Async-signal-safe.
 pub fn dup_to(fd: RawFd, target: RawFd) -> io::Result<()> {
     // SAFETY: integer arguments only; both are descriptor numbers owned by this process.

@@ -70,6 +70,21 @@ pub struct Session {
     pub dir: PathBuf,
     /// The recorded state.
     pub state: SessionState,
+    /// How many state files were written.
+    version: u32,
+}
+
+/// The latest state recorded in a session directory.
+fn read_state(dir: &Path) -> Option<SessionState> {
+    let latest = fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("state-")?.strip_suffix(".json")?.parse::<u32>().ok()
+        })
+        .max()?;
+    serde_json::from_str(&fs::read_to_string(dir.join(format!("state-{latest}.json"))).ok()?).ok()
 }
 
 /// The directory holding all live sessions of this user, created 0700 and checked to be ours.
@@ -143,24 +158,25 @@ impl Session {
             placeholders: Vec::new(),
             finished: false,
         };
-        let s = Session { dir, state };
+        let mut s = Session { dir, state, version: 0 };
         s.save()?;
         Ok(s)
     }
 
-    fn save(&self) -> Result<(), SessionError> {
-        let path = self.dir.join("state.json");
-        let tmp = self.dir.join("state.json.tmp");
+    /// Records the state as a *new* file `state-N.json` (readers take the highest N). Never
+    /// replacing a file matters on ext4, where a rename or truncate over an existing file forces
+    /// its data to disk (`auto_da_alloc`): that cost milliseconds per launch on a disk-backed /tmp.
+    fn save(&mut self) -> Result<(), SessionError> {
+        self.version += 1;
+        let path = self.dir.join(format!("state-{}.json", self.version));
         let body = serde_json::to_vec_pretty(&self.state).map_err(|e| serr("serialise", &path)(e.into()))?;
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
-            .open(&tmp)
-            .map_err(serr("create", &tmp))?;
-        f.write_all(&body).map_err(serr("write", &tmp))?;
-        fs::rename(&tmp, &path).map_err(serr("rename", &path))
+            .open(&path)
+            .map_err(serr("create", &path))?;
+        f.write_all(&body).map_err(serr("write", &path))
     }
 
     /// Creates the placeholders. The whole list is recorded first (one write), so a kill at any
@@ -218,6 +234,11 @@ impl Session {
     /// last session to end removes them all. Returns notes about placeholders left in place.
     pub fn finish(mut self) -> Vec<String> {
         let root = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        if self.state.placeholders.is_empty() {
+            // Nothing to hand over: just go, and free the placeholders others left waiting for us.
+            let _ = fs::remove_dir_all(&self.dir);
+            return collect(&root).notes;
+        }
         self.state.finished = true;
         if self.save().is_err() {
             // Cannot record the hand-over: clean our own now rather than leave them behind.
@@ -272,13 +293,9 @@ fn collect(root: &Path) -> Collected {
     let mut states: Vec<(PathBuf, SessionState)> = Vec::new();
     for e in rd.flatten() {
         let dir = e.path();
-        let Ok(text) = fs::read_to_string(dir.join("state.json")) else {
-            continue;
-        };
-        let Ok(state) = serde_json::from_str::<SessionState>(&text) else {
-            continue;
-        };
-        states.push((dir, state));
+        if let Some(state) = read_state(&dir) {
+            states.push((dir, state));
+        }
     }
     let busy: Vec<PathBuf> = states
         .iter()

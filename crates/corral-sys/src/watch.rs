@@ -196,6 +196,33 @@ impl Watcher {
     }
 }
 
+impl Drop for Watcher {
+    /// Closing the last reference to an inotify instance that had watches waits for the kernel's
+    /// mark reaper (an SRCU grace period: 7–16 ms measured on these machines), which would land on
+    /// every launch's exit. So the last close happens in a detached grandchild that holds nothing
+    /// else (every other descriptor closed first, so nobody reading corral's output waits for it);
+    /// the supervisor's own close is then cheap. If the fork fails, the close simply happens here.
+    fn drop(&mut self) {
+        if self.dirs.is_empty() {
+            return;
+        }
+        let keep = rustix::fd::AsRawFd::as_raw_fd(&self.fd);
+        // SAFETY: the supervisor is single-threaded; the children only make raw system calls.
+        match unsafe { ll::fork() } {
+            Ok(0) => {
+                // SAFETY: as above.
+                if let Ok(0) = unsafe { ll::fork() } {
+                    ll::close_all_but(keep);
+                }
+                ll::exit_now(0);
+            }
+            // The intermediate child exits at once; reap it so no zombie is left.
+            Ok(pid) => drop(ll::wait_blocking(pid)),
+            Err(_) => {}
+        }
+    }
+}
+
 fn act(ns: &SandboxNs, dir: &WatchDir, name: &str, action: WatchAction) -> String {
     let host = dir.host.join(name);
     let inside = dir.inside.join(name);
