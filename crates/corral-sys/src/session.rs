@@ -81,7 +81,10 @@ fn read_state(dir: &Path) -> Option<SessionState> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("state-")?.strip_suffix(".json")?.parse::<u32>().ok()
+            name.strip_prefix("state-")?
+                .strip_suffix(".json")?
+                .parse::<u32>()
+                .ok()
         })
         .max()?;
     serde_json::from_str(&fs::read_to_string(dir.join(format!("state-{latest}.json"))).ok()?).ok()
@@ -158,7 +161,11 @@ impl Session {
             placeholders: Vec::new(),
             finished: false,
         };
-        let mut s = Session { dir, state, version: 0 };
+        let mut s = Session {
+            dir,
+            state,
+            version: 0,
+        };
         s.save()?;
         Ok(s)
     }
