@@ -889,6 +889,19 @@ pub fn build(
     })
 }
 
+impl Plan {
+    /// Drops placeholders that turned out to be unneeded (their directory is not writable by the
+    /// sandbox's uid, which cannot create the path either), with the mounts that would protect them.
+    pub fn drop_placeholders(&mut self, paths: &[PathBuf]) {
+        if paths.is_empty() {
+            return;
+        }
+        self.placeholders.retain(|p| !paths.contains(&p.path));
+        self.mounts
+            .retain(|m| !matches!(m, MountOp::Rebind { dst, .. } if paths.contains(dst)));
+    }
+}
+
 /// Names that must never appear in the workspace's `.git` directory during a session.
 pub const GIT_QUARANTINE: &[&str] = &["commondir"];
 

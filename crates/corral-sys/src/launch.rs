@@ -205,6 +205,10 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         watcher: &watcher,
     };
     let (status, msgs) = supervise(pid, &ctl, &mut ctx)?;
+    // What the command did just before it exited may not have been read yet.
+    for line in watcher.handle(None) {
+        observer.note(&line);
+    }
     let mut outcome = Outcome {
         exit_code: ll::exit_code_of(status),
         layers: Vec::new(),
@@ -332,6 +336,12 @@ fn child_after_clone(args: &ChildArgs<'_>, argv: &[*const libc::c_char], envp: &
         ll::exit_now(125)
     };
     let errno_of = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    // A process that changed uid (corral started as root, then became the user) is not dumpable,
+    // which makes its /proc/self files root's: it could not write its own maps. The child, about
+    // to exec anyway, becomes dumpable; the supervisor stays as it is.
+    if let Err(e) = ll::set_dumpable() {
+        fail(1, errno_of(e))
+    }
     if let Err(e) = write_proc(c"/proc/self/setgroups", b"deny") {
         fail(1, e)
     }
@@ -384,7 +394,7 @@ impl Supervised<'_> {
     }
 
     fn on_watch(&mut self) {
-        for line in self.watcher.handle(self.init) {
+        for line in self.watcher.handle(Some(self.init)) {
             self.observer.note(&line);
         }
     }

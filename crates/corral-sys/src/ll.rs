@@ -386,6 +386,26 @@ pub fn become_user(uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `prctl(PR_SET_DUMPABLE, 1)`. Async-signal-safe.
+pub fn set_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0) } < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// True when this process is in the initial user namespace (its uid map covers every uid), where
+/// uid 0 is the machine's root; false inside a user namespace (a rootless container), where uid 0
+/// maps to an unprivileged uid outside.
+pub fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        let f: Vec<&str> = m.split_whitespace().collect();
+        f.as_slice() == ["0", "0", "4294967295"]
+    })
+}
+
 /// `waitpid(pid, WNOHANG)` (pid -1: any child): `Some((pid, raw status))` for a reaped child.
 pub fn wait_nohang(pid: i32) -> io::Result<Option<(i32, i32)>> {
     let mut status = 0;

@@ -74,6 +74,12 @@ pub struct Session {
     version: u32,
 }
 
+/// True when this process's uid owns `dir` (and so could chmod it writable).
+fn dir_is_ours(dir: &Path) -> bool {
+    dir.symlink_metadata()
+        .is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw())
+}
+
 /// The latest state recorded in a session directory.
 fn read_state(dir: &Path) -> Option<SessionState> {
     let latest = fs::read_dir(dir)
@@ -189,9 +195,14 @@ impl Session {
     /// Creates the placeholders. The whole list is recorded first (one write), so a kill at any
     /// point leaves a record `gc` can act on; a second write adds each one's device and inode and
     /// drops any that already existed (made by someone else meanwhile: not ours to remove).
-    pub fn create_placeholders(&mut self, wanted: &[Placeholder]) -> Result<(), SessionError> {
+    ///
+    /// Returns the placeholders that were not needed: those whose directory this uid cannot write
+    /// and does not own (so nothing in the sandbox, running as this uid, could create the path
+    /// either, nor chmod its way there). The caller drops their mounts from the plan.
+    pub fn create_placeholders(&mut self, wanted: &[Placeholder]) -> Result<Vec<PathBuf>, SessionError> {
+        let mut unneeded = Vec::new();
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(unneeded);
         }
         self.state.placeholders = wanted
             .iter()
@@ -223,6 +234,12 @@ impl Session {
                     ino: meta.ino(),
                 }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS))
+                        && p.path.parent().is_some_and(|d| !dir_is_ours(d)) =>
+                {
+                    unneeded.push(p.path.clone());
+                }
                 Err(e) => {
                     failure = Some(serr("create placeholder", &p.path)(e));
                     break;
@@ -231,7 +248,7 @@ impl Session {
         }
         self.state.placeholders = created;
         self.save()?;
-        failure.map_or(Ok(()), Err)
+        failure.map_or(Ok(unneeded), Err)
     }
 
     /// Ends the session: marks it finished, then removes the placeholders of every ended session in

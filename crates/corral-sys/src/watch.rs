@@ -129,7 +129,10 @@ impl Watcher {
     ///
     /// The namespaces are opened per event rather than held for the session: holding them would
     /// move the mount namespace's teardown onto the supervisor's exit path (milliseconds).
-    pub fn handle(&self, init: i32) -> Vec<String> {
+    ///
+    /// `init` is `None` once the sandbox has ended: the last events are drained then, and only the
+    /// host-side actions (quarantine) still apply.
+    pub fn handle(&self, init: Option<i32>) -> Vec<String> {
         let mut todo: Vec<(WatchDir, String, WatchAction)> = Vec::new();
         let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
         let mut reader = inotify::Reader::new(&self.fd, &mut buf);
@@ -163,6 +166,12 @@ impl Watcher {
         }
         todo.sort_by(|a, b| (&a.0.host, &a.1).cmp(&(&b.0.host, &b.1)));
         todo.dedup_by(|a, b| a.0.host == b.0.host && a.1 == b.1);
+        let Some(init) = init else {
+            for (dir, name, _) in todo.into_iter().filter(|t| t.2 == WatchAction::Quarantine) {
+                notes.push(quarantine(&dir.host.join(name)));
+            }
+            return notes;
+        };
         if todo.is_empty() {
             return notes;
         }

@@ -18,6 +18,14 @@ pub fn drop_root_if_needed() -> anyhow::Result<Option<String>> {
     if !rustix::process::geteuid().is_root() {
         return Ok(None);
     }
+    if !corral_sys::ll::in_initial_user_namespace() {
+        // uid 0 of a user namespace (a rootless container) is an unprivileged uid on the host:
+        // nothing to leave, and `nobody` is usually not even mapped there.
+        return Ok(Some(
+            "running as uid 0 of a user namespace (not the machine's root): the sandbox keeps that uid"
+                .into(),
+        ));
+    }
     let parse = |k: &str| {
         std::env::var(k)
             .ok()

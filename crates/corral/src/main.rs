@@ -7,6 +7,20 @@ mod run;
 
 use clap::Parser;
 
+/// The error and its causes, each cause added only if the text so far does not already say it
+/// (our errors name their OS error in their own message, strace-style).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
+}
+
 fn main() {
     // `corral __init` is the sandbox's PID 1, exec'd by corral itself: no CLI parsing, no output.
     if std::env::args_os().nth(1).is_some_and(|a| a == "__init") {
@@ -16,7 +30,7 @@ fn main() {
     let code = match cli::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("corral: error: {e:#}");
+            eprintln!("corral: error: {}", error_chain(&e));
             run::EXIT_LAUNCH_ERROR
         }
     };

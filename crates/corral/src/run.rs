@@ -52,10 +52,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         eprintln!("corral: cleaned up after a killed session: {line}");
     }
     let mut session = Session::create(&root, &workspace)?;
+    let mut plan = plan;
     let result = session
         .create_placeholders(&plan.placeholders)
         .map_err(anyhow::Error::from)
-        .and_then(|()| {
+        .and_then(|unneeded| {
+            plan.drop_placeholders(&unneeded);
             corral_sys::launch::launch(
                 &plan,
                 &mut Reporter {

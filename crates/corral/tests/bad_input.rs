@@ -261,3 +261,52 @@ fn a_pids_limit_too_low_to_start_the_command_names_limits_pids() {
     );
     assert_refused(&o, &["limits.pids"]);
 }
+
+#[test]
+fn user_namespaces_blocked_names_the_failure_and_the_fix() {
+    // Simulated in a throwaway user namespace whose own user.max_user_namespaces is 0 (the limit
+    // applies to that namespace and its descendants only): corral's clone of a new user namespace
+    // then fails as it does on a host that allows none.
+    let fx = Fixture::new();
+    fx.chown();
+    let before = listing(&fx.ws);
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec {} run -- true",
+        corral_bin().display()
+    );
+    let mut c = std::process::Command::new("setpriv");
+    c.arg(format!("--reuid={}", fx.ids.uid))
+        .arg(format!("--regid={}", fx.ids.gid))
+        .arg("--clear-groups")
+        .args(["unshare", "--user", "--map-root-user", "sh", "-c", &script]);
+    if !fx.ids.drop {
+        c = std::process::Command::new("unshare");
+        c.args(["--user", "--map-root-user", "sh", "-c", &script]);
+    }
+    let o = c
+        .current_dir(&fx.ws)
+        .env_clear()
+        .env("HOME", &fx.home)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    if stderr(&o).contains("unshare failed") {
+        return skip(&format!(
+            "cannot create the throwaway user namespace: {}",
+            stderr(&o)
+        ));
+    }
+    assert_code(&o, 125);
+    let err = stderr(&o);
+    assert!(err.contains("clone(CLONE_NEWCGROUP|CLONE_NEWIPC|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUSER|CLONE_NEWUTS): No space left on device"), "{err}");
+    assert!(
+        err.contains("hint: the per-user namespace limit is reached: raise user.max_user_namespaces"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("No space left on device").count(),
+        1,
+        "the OS error is said once: {err}"
+    );
+    assert_eq!(listing(&fx.ws), before);
+}

@@ -77,3 +77,39 @@ fn environment_is_cleared_to_the_allowlist() {
         ]
     );
 }
+
+#[test]
+fn started_as_root_the_command_runs_as_nobody_with_nothing() {
+    if !rustix::process::geteuid().is_root() {
+        // Not a kernel feature: only a root test run can check what corral does when run as root.
+        eprintln!("skipping: this test needs the test process to be root (CI runs as root)");
+        return;
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    let o = std::process::Command::new(corral_bin())
+        .current_dir(&fx.ws)
+        .env_clear()
+        .env("HOME", "/root")
+        .env("PATH", "/usr/bin:/bin")
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "id -u; id -g; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        "65534\n65534\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\n"
+    );
+    assert!(
+        stderr(&o).contains("started as root: the sandbox runs as uid 65534 (nobody), never as root"),
+        "{}",
+        stderr(&o)
+    );
+}
