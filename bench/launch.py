@@ -351,7 +351,7 @@ def phases(drop, corral, env, ws, scratch, n_perf=40, n_strace=10):
     if os.geteuid() == 0 and shutil.which("perf"):
         tps = ["raw_syscalls:sys_enter", "sched:sched_process_fork", "sched:sched_process_exec",
                "sched:sched_process_exit"]
-        loop = f'for i in $(seq {n_perf}); do "$0" run -- true; done'
+        loop = f'for i in $(seq {n_perf}); do "$0" run --yes -- true; done'
         cmd = ["perf", "record", "-q", "-o", data]
         for tp in tps:
             cmd += ["-e", tp]
@@ -372,7 +372,7 @@ def phases(drop, corral, env, ws, scratch, n_perf=40, n_strace=10):
         subprocess.run(drop + ["strace", "-f", "--seccomp-bpf", "-ttt", "-o", data, "-e",
                                "trace=execve,clone,mount,open_tree,move_mount,mount_setattr,"
                                "pivot_root,landlock_restrict_self,exit_group", corral, "run",
-                               "--", "true"], env=env, cwd=ws,
+                               "--yes", "--", "true"], env=env, cwd=ws,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(data) as f:
             runs.append(parse_strace(f.read()))
@@ -415,7 +415,7 @@ def make_fixture(base, corral):
     # corral's plan says which protected paths it would create as placeholders; create them in
     # `proj` until it needs none (a present .git adds .git/hooks, .git/config, ...).
     for _ in range(5):
-        plan = json.loads(subprocess.run([corral, "run", "--dry-run", "--json", "--", "true"],
+        plan = json.loads(subprocess.run([corral, "run", "--yes", "--dry-run", "--json", "--", "true"],
                                          cwd=ws, env=env, check=True,
                                          capture_output=True).stdout)
         if not plan.get("placeholders"):
@@ -520,13 +520,13 @@ def child(args):
         cmds.append(("bwrap", bwrap_argv(bwrap, plan, ws, fd), ws, actions))
     else:
         log("bwrap not found (apt-get install -y bubblewrap): measuring without it")
-    cmds += [("corral", [corral, "run", "--", "true"], ws, devnull),
-             ("corral-repo", [corral, "run", "--", "true"], ws_repo, devnull),
-             ("corral-empty", [corral, "run", "--", "true"], ws_empty, devnull),
+    cmds += [("corral", [corral, "run", "--yes", "--", "true"], ws, devnull),
+             ("corral-repo", [corral, "run", "--yes", "--", "true"], ws_repo, devnull),
+             ("corral-empty", [corral, "run", "--yes", "--", "true"], ws_empty, devnull),
              ("corral-version", [corral, "--version"], ws, devnull),
-             ("corral-dryrun", [corral, "run", "--dry-run", "--", "true"], ws, devnull)]
+             ("corral-dryrun", [corral, "run", "--yes", "--dry-run", "--", "true"], ws, devnull)]
     if args.compare:
-        cmds.append(("corral-b", [args.compare, "run", "--", "true"], ws, devnull))
+        cmds.append(("corral-b", [args.compare, "run", "--yes", "--", "true"], ws, devnull))
 
     # One checked run each, with its output shown on failure.
     out = os.path.join(base, "check.out")

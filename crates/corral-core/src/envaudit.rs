@@ -824,7 +824,7 @@ pub fn mask(value: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// Where a candidate variable came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditSource {
     /// The host environment, passed by the profile's `env.pass`.
@@ -833,6 +833,8 @@ pub enum AuditSource {
     ProfileSet,
     /// The global env file.
     GlobalFile,
+    /// A file named in the profile's `env.files`.
+    ProfileFile,
     /// The project's env file.
     ProjectFile,
     /// A command-line flag.
@@ -850,6 +852,7 @@ impl AuditSource {
             AuditSource::Host => "from host",
             AuditSource::ProfileSet => "set by profile",
             AuditSource::GlobalFile => "from global file",
+            AuditSource::ProfileFile => "from env.files",
             AuditSource::ProjectFile => "from project file",
             AuditSource::Flag => "from flag",
             AuditSource::ExtraEnv => "from extra env",
@@ -888,7 +891,7 @@ pub struct AuditEntry {
 }
 
 /// The whole audit of one launch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EnvAudit {
     /// Every candidate, in the order given.
     pub entries: Vec<AuditEntry>,
@@ -943,6 +946,7 @@ pub fn audit(
                 AuditSource::Host
                 | AuditSource::ProfileSet
                 | AuditSource::GlobalFile
+                | AuditSource::ProfileFile
                 | AuditSource::ProjectFile
                 | AuditSource::Flag
                 | AuditSource::ExtraEnv => classify(name, value),

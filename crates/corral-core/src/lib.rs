@@ -12,3 +12,4 @@ pub mod profile;
 pub mod render;
 pub mod seccomp_policy;
 pub mod secrets;
+pub mod tighten;

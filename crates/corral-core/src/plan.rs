@@ -11,6 +11,7 @@
 //! decides for each whether its mount point may be created (only inside tmpfs mounts corral made,
 //! never inside a host bind, where it would write to the host).
 
+use crate::envaudit::{AuditSource, Decision, EnvAudit};
 use crate::landlock_policy::{FsAccess, LandlockPolicy, LandlockRule};
 use crate::layer::{Layer, Level};
 use crate::profile::{NetworkMode, Profile};
@@ -52,8 +53,19 @@ pub const DEFAULT_TMP_MB: u64 = 2048;
 /// Size of the sandbox's throwaway home (MiB).
 pub const HOME_TMPFS_MB: u64 = 1024;
 
+/// Variables read from one env file (by the binary; the planner does no I/O).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvFileInput {
+    /// Global file, project file, or a profile's `env.files`.
+    pub source: AuditSource,
+    /// Its path, for reports.
+    pub origin: String,
+    /// Its `KEY=VALUE` entries in order.
+    pub entries: Vec<(String, String)>,
+}
+
 /// What the user asked for on this launch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
     /// The current directory (canonical).
     pub cwd: PathBuf,
@@ -71,6 +83,12 @@ pub struct Invocation {
     pub command: Option<Vec<String>>,
     /// `--shell`: an interactive bash instead of the profile's command.
     pub shell: bool,
+    /// Env files, in the order they apply (global, trusted project file, `env.files`).
+    pub env_files: Vec<EnvFileInput>,
+    /// Host variables named in `CORRAL_EXTRA_ENV`.
+    pub extra_env: Vec<String>,
+    /// `--env NAME` (from the host) and `--env NAME=VALUE`.
+    pub env_flags: Vec<String>,
 }
 
 /// What kind of thing a path is.
@@ -195,18 +213,6 @@ pub enum MountOp {
     },
 }
 
-/// Where an environment variable came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EnvSource {
-    /// Passed from the host by `env.pass`.
-    Host,
-    /// Set by corral (HOME, PATH, …).
-    Corral,
-    /// Set by the profile's `env.set`.
-    Profile,
-}
-
 /// One variable of the sandbox's environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvVar {
@@ -215,7 +221,7 @@ pub struct EnvVar {
     /// Value.
     pub value: String,
     /// Source.
-    pub source: EnvSource,
+    pub source: AuditSource,
 }
 
 /// A resource limit set with `setrlimit` in the sandbox's init (inherited, only ever lowered).
@@ -278,7 +284,7 @@ pub struct NetworkPlan {
 }
 
 /// Everything a launch does, as data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// Profile name.
     pub profile: String,
@@ -307,6 +313,10 @@ pub struct Plan {
     pub env: Vec<EnvVar>,
     /// Host variables left out (names only).
     pub env_left_out: Vec<String>,
+    /// The environment audit: every candidate with its source, masked value and decision. Not
+    /// sent to the sandbox's init.
+    #[serde(skip_deserializing, default)]
+    pub env_audit: EnvAudit,
     /// Landlock rules.
     pub landlock: LandlockPolicy,
     /// seccomp policy.
@@ -829,7 +839,23 @@ pub fn build(
     // Deny globs must at least parse (the gatherer already matched them).
     deny_globset(&profile.deny)?;
 
-    let (env, env_left_out) = build_env(profile, inv);
+    let (candidates, env_left_out) = env_candidates(profile, inv);
+    let env_audit = crate::envaudit::audit(&candidates, &profile.env_allow_secrets, &env_left_out);
+    let env = candidates
+        .iter()
+        .zip(&env_audit.entries)
+        .filter(|(_, a)| {
+            matches!(
+                a.decision,
+                Decision::Pass | Decision::AllowedByProfile | Decision::AcceptedByUser
+            )
+        })
+        .map(|((name, value, source), _)| EnvVar {
+            name: name.clone(),
+            value: value.clone(),
+            source: *source,
+        })
+        .collect();
 
     let command = match (&inv.command, inv.shell) {
         (Some(c), _) if !c.is_empty() => c.clone(),
@@ -866,6 +892,7 @@ pub fn build(
         deny: profile.deny.clone(),
         env,
         env_left_out,
+        env_audit,
         landlock,
         seccomp: SeccompPolicy::default_deny(),
         rlimits: vec![
@@ -1006,8 +1033,14 @@ pub fn deny_globset(globs: &[String]) -> Result<globset::GlobSet, PlanError> {
     })
 }
 
-/// The sandbox's environment: empty, plus the allowlist, plus corral's own, plus `env.set`.
-fn build_env(profile: &Profile, inv: &Invocation) -> (Vec<EnvVar>, Vec<String>) {
+/// Every variable that could enter the sandbox, in the order sources apply (a later one for the
+/// same name wins): the host allowlist (`env.pass`), `CORRAL_EXTRA_ENV`, env files, `env.set`,
+/// `--env`, then corral's own (`HOME`, `PATH`, …), which nothing overrides. Also the names of the
+/// host variables left out. Pure; values are only ever shown masked.
+pub fn env_candidates(
+    profile: &Profile,
+    inv: &Invocation,
+) -> (Vec<(String, String, AuditSource)>, Vec<String>) {
     let mut b = GlobSetBuilder::new();
     for p in &profile.env_pass {
         if let Ok(g) = Glob::new(p) {
@@ -1015,20 +1048,34 @@ fn build_env(profile: &Profile, inv: &Invocation) -> (Vec<EnvVar>, Vec<String>) 
         }
     }
     let pass = b.build().unwrap_or_else(|_| globset::GlobSet::empty());
-    let mut vars: BTreeMap<String, EnvVar> = BTreeMap::new();
+    let mut out: Vec<(String, String, AuditSource)> = Vec::new();
     let mut left_out = Vec::new();
     for (k, v) in &inv.host_env {
         if pass.is_match(k) {
-            vars.insert(
-                k.clone(),
-                EnvVar {
-                    name: k.clone(),
-                    value: v.clone(),
-                    source: EnvSource::Host,
-                },
-            );
+            out.push((k.clone(), v.clone(), AuditSource::Host));
         } else {
             left_out.push(k.clone());
+        }
+    }
+    let from_host = |name: &str, source: AuditSource, out: &mut Vec<_>, left_out: &mut Vec<String>| {
+        if let Some(v) = inv.host_env.get(name) {
+            out.push((name.to_string(), v.clone(), source));
+            left_out.retain(|n| n != name);
+        }
+    };
+    for name in &inv.extra_env {
+        from_host(name, AuditSource::ExtraEnv, &mut out, &mut left_out);
+    }
+    for f in &inv.env_files {
+        out.extend(f.entries.iter().map(|(k, v)| (k.clone(), v.clone(), f.source)));
+    }
+    for (k, v) in &profile.env_set {
+        out.push((k.clone(), v.clone(), AuditSource::ProfileSet));
+    }
+    for flag in &inv.env_flags {
+        match flag.split_once('=') {
+            Some((k, v)) => out.push((k.to_string(), v.to_string(), AuditSource::Flag)),
+            None => from_host(flag, AuditSource::Flag, &mut out, &mut left_out),
         }
     }
     let path: Vec<String> = profile
@@ -1050,26 +1097,44 @@ fn build_env(profile: &Profile, inv: &Invocation) -> (Vec<EnvVar>, Vec<String>) 
         ("PATH", &path.join(":")),
         ("CORRAL_SANDBOX", "1"),
     ] {
-        vars.insert(
-            k.to_string(),
-            EnvVar {
-                name: k.to_string(),
-                value: v.to_string(),
-                source: EnvSource::Corral,
-            },
-        );
+        out.push((k.to_string(), v.to_string(), AuditSource::Corral));
     }
-    for (k, v) in &profile.env_set {
-        vars.insert(
-            k.clone(),
-            EnvVar {
-                name: k.clone(),
-                value: v.clone(),
-                source: EnvSource::Profile,
-            },
-        );
+    // Last one wins, at the position of its last occurrence.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut dedup: Vec<_> = out
+        .into_iter()
+        .rev()
+        .filter(|(k, _, _)| seen.insert(k.clone()))
+        .collect();
+    dedup.reverse();
+    (dedup, left_out)
+}
+
+impl Plan {
+    /// Lets in a flagged variable the user accepted at the prompt.
+    pub fn accept_env(&mut self, name: &str, value: &str, source: AuditSource) {
+        for e in self.env_audit.entries.iter_mut().filter(|e| e.name == name) {
+            e.decision = Decision::AcceptedByUser;
+        }
+        self.env.retain(|v| v.name != name);
+        self.env.push(EnvVar {
+            name: name.to_string(),
+            value: value.to_string(),
+            source,
+        });
     }
-    (vars.into_values().collect(), left_out)
+
+    /// The plan with every environment value masked, for printing (`--dry-run --json`): values
+    /// never appear in full anywhere but in what is sent to the sandbox.
+    pub fn redacted(&self) -> Plan {
+        let mut p = self.clone();
+        for v in &mut p.env {
+            if v.source != AuditSource::Corral {
+                v.value = crate::envaudit::mask(&v.value);
+            }
+        }
+        p
+    }
 }
 
 fn bind(src: &Path, dst: &Path, access: Access, kind: FileKind, create: bool, why: &str) -> MountOp {

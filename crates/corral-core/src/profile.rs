@@ -1,8 +1,10 @@
 //! The profile schema (TOML) and its resolution into a [`Profile`].
 //!
 //! Schema structs are `*Cfg`, every one `deny_unknown_fields`, every field optional so that layers
-//! (built-in < profile file < command-line flags) merge by overlay: a later layer's value replaces
-//! the earlier one's. [`Profile`] is the resolved, fully-populated value the planner consumes.
+//! (built-in < `~/.config/corral/config.toml` < the project's `.corral.toml` < command-line flags)
+//! merge by overlay: a later layer's value (a whole list included) replaces the earlier one's.
+//! [`Profile`] is the resolved, fully-populated value the planner consumes, with the layer each
+//! value came from.
 //!
 //! Errors name the file, line and column, and suggest the nearest valid key.
 
@@ -17,6 +19,8 @@ pub const BUILTIN: [(&str, &str); 1] = [("default", include_str!("../profiles/de
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileCfg {
+    /// A built-in profile this one starts from (its values come first).
+    pub extends: Option<String>,
     /// `[sandbox]`
     pub sandbox: Option<SandboxCfg>,
     /// `[filesystem]`
@@ -29,6 +33,20 @@ pub struct ProfileCfg {
     pub limits: Option<LimitsCfg>,
     /// `[layers]`: `required` / `best_effort` per layer.
     pub layers: Option<BTreeMap<Layer, Level>>,
+    /// `[capabilities]`
+    pub capabilities: Option<CapabilitiesCfg>,
+}
+
+/// `[capabilities]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesCfg {
+    /// false: only the command's own binary and `exec` may be executed (Landlock's execute right).
+    pub allow_shell: Option<bool>,
+    /// Accepted only as `false`: corral has no way to turn its sandbox off from inside.
+    pub allow_sudo: Option<bool>,
+    /// Paths that may be executed when `allow_shell = false` (besides the command itself).
+    pub exec: Option<Vec<String>>,
 }
 
 /// `[sandbox]`
@@ -41,6 +59,8 @@ pub struct SandboxCfg {
     pub workspace: Option<String>,
     /// Allow a workspace that is `/`, `$HOME` or a parent of it.
     pub allow_home_workspace: Option<bool>,
+    /// The agent this profile is for (e.g. `claude`), for reports.
+    pub agent: Option<String>,
 }
 
 /// A path entry in `read_only` / `read_write`: a plain string, or a table with options.
@@ -88,6 +108,10 @@ pub struct NetworkCfg {
     pub mode: Option<NetworkMode>,
     /// Loopback TCP ports that may be connected to inside.
     pub local_ports: Option<Vec<u16>>,
+    /// Hosts the egress proxy may reach (`example.com`, `*.example.com`, optional `:port`).
+    pub allow: Option<Vec<String>>,
+    /// Hosts it may never reach (deny wins).
+    pub deny: Option<Vec<String>>,
 }
 
 /// How the sandbox reaches the network.
@@ -108,6 +132,10 @@ pub struct EnvCfg {
     pub set: Option<BTreeMap<String, String>>,
     /// PATH entries inside.
     pub path: Option<Vec<String>>,
+    /// Extra env files (`KEY=VALUE` lines), after the global and project ones.
+    pub files: Option<Vec<String>>,
+    /// Variables (names or globs) let in even though their value looks like a secret.
+    pub allow_secrets: Option<Vec<String>>,
 }
 
 /// `[limits]`
@@ -121,6 +149,22 @@ pub struct LimitsCfg {
 /// A fully resolved profile: what the planner consumes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
+    /// The agent the profile is for.
+    pub agent: Option<String>,
+    /// Hosts the egress proxy may reach.
+    pub network_allow: Vec<String>,
+    /// Hosts it may never reach.
+    pub network_deny: Vec<String>,
+    /// Extra env files.
+    pub env_files: Vec<String>,
+    /// Variables let in despite looking like secrets.
+    pub env_allow_secrets: Vec<String>,
+    /// Whether programs other than the command (and `exec_allow`) may be executed.
+    pub allow_shell: bool,
+    /// Executables allowed when `allow_shell` is false.
+    pub exec_allow: Vec<String>,
+    /// For each key (`filesystem.read_only`, …), the layer its value came from.
+    pub origins: BTreeMap<String, String>,
     /// Name of the profile (built-in name or file path).
     pub name: String,
     /// Default command.
@@ -178,10 +222,88 @@ pub enum ProfileError {
     /// A value missing from every layer (a built-in profile must define everything).
     #[error("profile {0}: `{1}` is not set by any layer")]
     Missing(String, &'static str),
+    /// `capabilities.allow_sudo = true`.
+    #[error("{origin}:{line}:{column}: capabilities.allow_sudo = true: corral has no way to turn its sandbox off from inside (no setuid, no_new_privs, an empty bounding set); remove it or set it to false")]
+    Sudo {
+        /// File.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// `extends` names something that is not a built-in profile, or extends itself.
+    #[error("{origin}: extends = {name:?}: {why}")]
+    Extends {
+        /// File.
+        origin: String,
+        /// The value.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// One layer of configuration with the name it is reported under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileLayer {
+    /// Where it came from (`builtin:default`, a file path, `command line`).
+    pub origin: String,
+    /// Its values.
+    pub cfg: ProfileCfg,
+}
+
+impl ProfileLayer {
+    /// Parses `text` (from `origin`) into a layer.
+    pub fn parse(origin: &str, text: &str) -> Result<ProfileLayer, ProfileError> {
+        Ok(ProfileLayer {
+            origin: origin.to_string(),
+            cfg: parse(origin, text)?,
+        })
+    }
+}
+
+/// The built-in layers a profile file's `extends` pulls in before it: `default`, then the named
+/// built-in (when not `default` itself).
+pub fn extends_chain(origin: &str, cfg: &ProfileCfg) -> Result<Vec<ProfileLayer>, ProfileError> {
+    let name = cfg.extends.as_deref().unwrap_or("default");
+    let text = builtin(name).map_err(|e| ProfileError::Extends {
+        origin: origin.to_string(),
+        name: name.to_string(),
+        why: e.to_string(),
+    })?;
+    let mut chain = Vec::new();
+    if name != "default" {
+        chain.push(ProfileLayer::parse("builtin:default", builtin("default")?)?);
+    }
+    let named = ProfileLayer::parse(&format!("builtin:{name}"), text)?;
+    if named.cfg.extends.as_deref().is_some_and(|e| e != "default") {
+        return Err(ProfileError::Extends {
+            origin: origin.to_string(),
+            name: name.to_string(),
+            why: "a built-in profile may only extend `default`".into(),
+        });
+    }
+    chain.push(named);
+    Ok(chain)
 }
 
 /// Parses one profile file's text. `origin` names it in errors.
 pub fn parse(origin: &str, text: &str) -> Result<ProfileCfg, ProfileError> {
+    let cfg = parse_only(origin, text)?;
+    if cfg.capabilities.as_ref().and_then(|c| c.allow_sudo) == Some(true) {
+        let offset = text.find("allow_sudo").unwrap_or(0);
+        let (line, column) = line_col(text, offset);
+        return Err(ProfileError::Sudo {
+            origin: origin.to_string(),
+            line,
+            column,
+        });
+    }
+    Ok(cfg)
+}
+
+fn parse_only(origin: &str, text: &str) -> Result<ProfileCfg, ProfileError> {
     toml::from_str::<ProfileCfg>(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         let message = e.message().trim().to_string();
@@ -259,48 +381,64 @@ fn entry(e: PathEntryCfg) -> PathTableCfg {
     }
 }
 
-/// Overlays `layers` (earliest first) into a resolved profile named `name`.
-pub fn resolve(name: &str, layers: &[ProfileCfg]) -> Result<Profile, ProfileError> {
+/// Overlays `layers` (earliest first) into a resolved profile named `name`, remembering which
+/// layer each value came from.
+pub fn resolve(name: &str, layers: &[ProfileLayer]) -> Result<Profile, ProfileError> {
+    let mut origins = BTreeMap::new();
     macro_rules! pick {
-        ($sec:ident . $field:ident) => {
-            layers
-                .iter()
-                .rev()
-                .find_map(|l| l.$sec.as_ref().and_then(|s| s.$field.clone()))
-        };
+        ($sec:ident . $field:ident) => {{
+            let found = layers.iter().rev().find_map(|l| {
+                l.cfg
+                    .$sec
+                    .as_ref()
+                    .and_then(|s| s.$field.clone())
+                    .map(|v| (v, &l.origin))
+            });
+            found.map(|(v, origin)| {
+                origins.insert(
+                    concat!(stringify!($sec), ".", stringify!($field)).to_string(),
+                    origin.clone(),
+                );
+                v
+            })
+        }};
     }
     let missing = |what| ProfileError::Missing(name.to_string(), what);
     let mut levels = BTreeMap::new();
     for l in layers {
-        if let Some(map) = &l.layers {
-            levels.extend(map.iter().map(|(k, v)| (*k, *v)));
+        if let Some(map) = &l.cfg.layers {
+            for (k, v) in map {
+                levels.insert(*k, *v);
+                origins.insert(format!("layers.{k}"), l.origin.clone());
+            }
         }
     }
+    let entries = |v: Option<Vec<PathEntryCfg>>| v.unwrap_or_default().into_iter().map(entry).collect();
     Ok(Profile {
         name: name.to_string(),
+        agent: pick!(sandbox.agent),
         command: pick!(sandbox.command).ok_or_else(|| missing("sandbox.command"))?,
         workspace: pick!(sandbox.workspace).unwrap_or_else(|| "git-root".to_string()),
         allow_home_workspace: pick!(sandbox.allow_home_workspace).unwrap_or(false),
-        read_only: pick!(filesystem.read_only)
-            .unwrap_or_default()
-            .into_iter()
-            .map(entry)
-            .collect(),
-        read_write: pick!(filesystem.read_write)
-            .unwrap_or_default()
-            .into_iter()
-            .map(entry)
-            .collect(),
+        read_only: entries(pick!(filesystem.read_only)),
+        read_write: entries(pick!(filesystem.read_write)),
         deny: pick!(filesystem.deny).unwrap_or_default(),
         protect: pick!(filesystem.protect).unwrap_or_default(),
         expose_secrets: pick!(filesystem.expose_secrets).unwrap_or_default(),
         network_mode: pick!(network.mode).unwrap_or(NetworkMode::None),
         local_ports: pick!(network.local_ports).unwrap_or_default(),
+        network_allow: pick!(network.allow).unwrap_or_default(),
+        network_deny: pick!(network.deny).unwrap_or_default(),
         env_pass: pick!(env.pass).unwrap_or_default(),
         env_set: pick!(env.set).unwrap_or_default(),
         env_path: pick!(env.path).ok_or_else(|| missing("env.path"))?,
+        env_files: pick!(env.files).unwrap_or_default(),
+        env_allow_secrets: pick!(env.allow_secrets).unwrap_or_default(),
         pids: pick!(limits.pids).ok_or_else(|| missing("limits.pids"))?,
+        allow_shell: pick!(capabilities.allow_shell).unwrap_or(true),
+        exec_allow: pick!(capabilities.exec).unwrap_or_default(),
         layers: levels,
+        origins,
     })
 }
 
@@ -312,8 +450,8 @@ mod tests {
     #[test]
     fn every_builtin_parses_and_resolves() {
         for (name, text) in BUILTIN {
-            let cfg = parse(&format!("builtin:{name}"), text).unwrap();
-            let p = resolve(name, &[cfg]).unwrap();
+            let l = ProfileLayer::parse(&format!("builtin:{name}"), text).unwrap();
+            let p = resolve(name, &[l]).unwrap();
             for layer in Layer::ALL {
                 assert!(
                     p.layers.contains_key(&layer),
@@ -360,10 +498,13 @@ mod tests {
 
     #[test]
     fn later_layer_overrides() {
-        let base = parse("a", builtin("default").unwrap()).unwrap();
-        let over = parse("b", "[limits]\npids = 64\n[sandbox]\ncommand = [\"true\"]\n").unwrap();
+        let base = ProfileLayer::parse("a", builtin("default").unwrap()).unwrap();
+        let over =
+            ProfileLayer::parse("b", "[limits]\npids = 64\n[sandbox]\ncommand = [\"true\"]\n").unwrap();
         let p = resolve("x", &[base, over]).unwrap();
         assert_eq!((p.pids, p.command), (64, vec!["true".to_string()]));
+        assert_eq!(p.origins.get("limits.pids").map(String::as_str), Some("b"));
+        assert_eq!(p.origins.get("filesystem.deny").map(String::as_str), Some("a"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! each came from.
 
 use crate::landlock_policy::FsAccess;
-use crate::plan::{Access, EnvSource, FileKind, MountOp, Plan};
+use crate::plan::{Access, FileKind, MountOp, Plan};
 use std::fmt::Write;
 
 fn access(a: Access) -> &'static str {
@@ -104,22 +104,9 @@ pub fn render_plan(plan: &Plan) -> String {
             let _ = writeln!(s, "  {}  {}", kind(p.kind), p.path.display());
         }
     }
-    let _ = writeln!(s, "\nenvironment (starts empty)");
-    for v in &plan.env {
-        match v.source {
-            EnvSource::Host => {
-                let _ = writeln!(s, "  [+] {:<24} from host", v.name);
-            }
-            EnvSource::Corral => {
-                let _ = writeln!(s, "  [+] {:<24} set by corral: {}", v.name, v.value);
-            }
-            EnvSource::Profile => {
-                let _ = writeln!(s, "  [+] {:<24} set by profile: {}", v.name, v.value);
-            }
-        }
-    }
-    for name in &plan.env_left_out {
-        let _ = writeln!(s, "  [-] {name}");
+    let _ = writeln!(s, "\nenvironment (starts empty; values masked)");
+    for line in crate::envaudit::render_audit(&plan.env_audit).lines() {
+        let _ = writeln!(s, "  {line}");
     }
     let _ = writeln!(s, "\nlandlock");
     for r in &plan.landlock.rules {

@@ -5,7 +5,7 @@
 use corral_core::plan::{
     self, Access, FileKind, HostFacts, Invocation, MountOp, PathFact, Placeholder, PlanError,
 };
-use corral_core::profile::{self, Profile};
+use corral_core::profile::{self, Profile, ProfileLayer};
 use pretty_assertions::assert_eq;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,9 @@ fn inv() -> Invocation {
         host_env: env,
         command: None,
         shell: false,
+        env_files: Vec::new(),
+        extra_env: Vec::new(),
+        env_flags: Vec::new(),
     }
 }
 
@@ -105,22 +108,27 @@ fn facts() -> HostFacts {
     f
 }
 
+fn default_layer() -> ProfileLayer {
+    ProfileLayer::parse("builtin:default", profile::builtin("default").unwrap()).unwrap()
+}
+
 fn default_profile() -> Profile {
-    let cfg = profile::parse("builtin:default", profile::builtin("default").unwrap()).unwrap();
-    profile::resolve("default", &[cfg]).unwrap()
+    profile::resolve("default", &[default_layer()]).unwrap()
 }
 
 fn with(extra: &str) -> Profile {
-    let base = profile::parse("builtin:default", profile::builtin("default").unwrap()).unwrap();
-    let over = profile::parse("test.toml", extra).unwrap();
-    profile::resolve("test", &[base, over]).unwrap()
+    let over = ProfileLayer::parse("test.toml", extra).unwrap();
+    profile::resolve("test", &[default_layer(), over]).unwrap()
 }
 
 #[test]
 fn every_shipped_profile_plan_is_pinned() {
     for (name, text) in profile::BUILTIN {
-        let cfg = profile::parse(name, text).unwrap();
-        let p = profile::resolve(name, &[cfg]).unwrap();
+        let mut layers = vec![default_layer()];
+        if name != "default" {
+            layers.push(ProfileLayer::parse(name, text).unwrap());
+        }
+        let p = profile::resolve(name, &layers).unwrap();
         let plan = plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap();
         insta::assert_snapshot!(format!("{name}_dry_run"), corral_core::render::render_plan(&plan));
         insta::assert_json_snapshot!(format!("{name}_plan_json"), plan);
@@ -329,5 +337,71 @@ fn cwd_outside_the_view_falls_back_to_the_workspace() {
             .unwrap()
             .cwd,
         Path::new(WS)
+    );
+}
+
+#[test]
+fn env_sources_apply_in_order_and_secrets_are_withheld() {
+    use corral_core::envaudit::{AuditSource, Decision};
+    use corral_core::plan::EnvFileInput;
+    let mut i = inv();
+    i.host_env.insert(
+        "GITHUB_TOKEN".into(),
+        format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"),
+    );
+    i.host_env.insert("MY_TOOL_HOME".into(), "/opt/tool".into());
+    i.extra_env = vec!["MY_TOOL_HOME".into(), "GITHUB_TOKEN".into()];
+    i.env_files = vec![EnvFileInput {
+        source: AuditSource::GlobalFile,
+        origin: "~/.config/corral/env".into(),
+        entries: vec![("LANG".into(), "C.UTF-8".into()), ("EDITOR".into(), "vim".into())],
+    }];
+    i.env_flags = vec!["EDITOR=nano".into(), "HOME=/tmp/evil".into()];
+    let p = with("[env]\nset = { RUST_LOG = \"debug\" }\n");
+    let plan = plan::build(&p, &i, Path::new(WS), &facts()).unwrap();
+    let got: Vec<(String, AuditSource, Decision)> = plan
+        .env_audit
+        .entries
+        .iter()
+        .map(|e| (e.name.clone(), e.source, e.decision))
+        .collect();
+    let want: Vec<(String, AuditSource, Decision)> = [
+        ("LC_ALL", AuditSource::Host, Decision::Pass),
+        ("TERM", AuditSource::Host, Decision::Pass),
+        ("MY_TOOL_HOME", AuditSource::ExtraEnv, Decision::Pass),
+        ("GITHUB_TOKEN", AuditSource::ExtraEnv, Decision::Withheld),
+        ("LANG", AuditSource::GlobalFile, Decision::Pass),
+        ("RUST_LOG", AuditSource::ProfileSet, Decision::Pass),
+        ("EDITOR", AuditSource::Flag, Decision::Pass),
+        ("HOME", AuditSource::Corral, Decision::Pass),
+        ("USER", AuditSource::Corral, Decision::Pass),
+        ("LOGNAME", AuditSource::Corral, Decision::Pass),
+        ("SHELL", AuditSource::Corral, Decision::Pass),
+        ("TMPDIR", AuditSource::Corral, Decision::Pass),
+        ("PATH", AuditSource::Corral, Decision::Pass),
+        ("CORRAL_SANDBOX", AuditSource::Corral, Decision::Pass),
+    ]
+    .into_iter()
+    .map(|(n, s, d)| (n.to_string(), s, d))
+    .collect();
+    assert_eq!(got, want);
+    assert!(
+        plan.env.iter().all(|v| v.name != "GITHUB_TOKEN"),
+        "a flagged value is withheld"
+    );
+    assert_eq!(
+        plan.env
+            .iter()
+            .find(|v| v.name == "HOME")
+            .map(|v| v.value.as_str()),
+        Some(HOME),
+        "corral's own win"
+    );
+    assert_eq!(plan.env_left_out, ["AWS_SECRET_ACCESS_KEY", "PATH"]);
+    let redacted = serde_json::to_string(&plan.redacted()).unwrap();
+    let token = format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A");
+    assert!(
+        !redacted.contains(&token) && !redacted.contains("\"nano\"") && !redacted.contains("/opt/tool"),
+        "{redacted}"
     );
 }

@@ -6,6 +6,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "corral", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Do not ask: launch without the environment-audit prompt (variables that look like secrets
+    /// stay withheld unless a profile's env.allow_secrets names them).
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,6 +22,9 @@ enum Command {
     Check(CheckArgs),
     /// Clean up after sessions that were killed: placeholders in workspaces, session directories.
     Gc,
+    /// Review the project's .corral.toml (and .corral.env) and trust that exact content, so it may
+    /// widen the policy; a changed file needs trusting again.
+    Trust(crate::cmd_trust::TrustArgs),
 }
 
 /// Flags of `corral run`.
@@ -38,6 +45,9 @@ pub struct RunArgs {
     /// Print every layer's achieved level before the command starts.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Pass a variable in: NAME (its host value) or NAME=VALUE. Repeatable.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
     /// The command and its arguments (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -57,8 +67,9 @@ pub struct CheckArgs {
 /// Runs the chosen subcommand; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run(args) => crate::run::run(&args),
+        Command::Run(args) => crate::run::run(&args, cli.yes),
         Command::Check(args) => crate::run::check(&args),
         Command::Gc => crate::run::gc(),
+        Command::Trust(args) => crate::cmd_trust::trust(&args, cli.yes),
     }
 }

@@ -2,8 +2,11 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+#[allow(dead_code)]
+mod cmd_trust;
 mod context;
 mod run;
+mod trust;
 
 use clap::Parser;
 

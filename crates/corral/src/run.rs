@@ -19,25 +19,34 @@ fn sessions_root() -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// `corral run`.
-pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     if let Some(note) = context::drop_root_if_needed()? {
         eprintln!("corral: {note}");
     }
-    let profile = context::load_profile(args.profile.as_deref())?;
-    let inv = context::invocation(args.command.clone(), args.shell)?;
+    let mut inv = context::invocation(args.command.clone(), args.shell, args.env.clone())?;
+    let (name, mut layers) = context::base_layers(args.profile.as_deref(), &inv.home)?;
+    let base = corral_core::profile::resolve(&name, &layers)?;
     let git_root = corral_sys::facts::git_root(&inv.cwd);
-    let workspace = plan::choose_workspace(&profile, &inv, git_root.as_deref())?;
+    let workspace = plan::choose_workspace(&base, &inv, git_root.as_deref())?;
     let workspace = std::fs::canonicalize(&workspace)
-        .with_context(|| format!("workspace {}: cannot resolve it", workspace.display()))?;
+        .with_context(|| format!("sandbox.workspace {}: cannot resolve it", workspace.display()))?;
+    let project = context::project(&workspace, &name, &layers, &inv.home)?;
+    layers.extend(project.layer);
+    let profile = corral_core::profile::resolve(&name, &layers)?;
+    for note in &project.notes {
+        eprintln!("corral: {note}");
+    }
+    inv.env_files = context::env_files(&profile, &inv.home, project.env)?;
+
     let deny = plan::deny_globset(&profile.deny)?;
     let probe = plan::probe_paths(&profile, &inv, &workspace);
     let secret_patterns = plan::secret_paths(&inv.home, inv.uid);
     let facts = corral_sys::facts::gather(&probe, &secret_patterns, &workspace, &deny)?;
-    let plan = plan::build(&profile, &inv, &workspace, &facts)?;
+    let mut plan = plan::build(&profile, &inv, &workspace, &facts)?;
 
     if args.dry_run {
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            println!("{}", serde_json::to_string_pretty(&plan.redacted())?);
         } else {
             print!("{}", render_plan(&plan));
         }
@@ -46,13 +55,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     for w in &plan.warnings {
         eprintln!("corral: warning: {w}");
     }
+    if !confirm_environment(&mut plan, &profile, &inv, yes)? {
+        eprintln!("corral: not launched; nothing was changed");
+        return Ok(EXIT_NOT_CONFIRMED);
+    }
 
     let root = sessions_root()?;
     for line in session::gc(&root) {
         eprintln!("corral: cleaned up after a killed session: {line}");
     }
     let mut session = Session::create(&root, &workspace)?;
-    let mut plan = plan;
     let result = session
         .create_placeholders(&plan.placeholders)
         .map_err(anyhow::Error::from)
@@ -75,6 +87,79 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         eprintln!("corral: error: {err}");
     }
     Ok(outcome.exit_code)
+}
+
+/// Exit code when the user declines the launch at the environment prompt.
+pub const EXIT_NOT_CONFIRMED: i32 = 1;
+
+/// The environment audit before launch. On a terminal (stdin and stderr), without `--yes`: show
+/// the audit, ask about each withheld variable one by one, then confirm the launch. With `--yes`:
+/// no questions; say what was withheld. Neither a terminal nor `--yes`: refuse. Returns whether
+/// to launch.
+fn confirm_environment(
+    plan: &mut plan::Plan,
+    profile: &corral_core::profile::Profile,
+    inv: &plan::Invocation,
+    yes: bool,
+) -> anyhow::Result<bool> {
+    use corral_core::envaudit::Decision;
+    let withheld: Vec<(String, String, String)> = plan
+        .env_audit
+        .entries
+        .iter()
+        .filter(|e| e.decision == Decision::Withheld)
+        .map(|e| {
+            (
+                e.name.clone(),
+                e.masked.clone(),
+                e.flagged.as_ref().map(|r| r.text()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    if yes {
+        for (name, masked, why) in &withheld {
+            eprintln!(
+                "corral: withheld {name} ({masked}): it looks like a secret ({why}); let it in with env.allow_secrets in a profile, or answer the prompt (without --yes)"
+            );
+        }
+        return Ok(true);
+    }
+    let interactive =
+        rustix::termios::isatty(rustix::stdio::stdin()) && rustix::termios::isatty(rustix::stdio::stderr());
+    if !interactive {
+        anyhow::bail!(
+            "no terminal to show the environment audit on: run with --yes to launch without asking (variables that look like secrets stay withheld unless a profile's env.allow_secrets names them), or --dry-run to see the audit"
+        );
+    }
+    eprintln!(
+        "corral: the environment of {}:",
+        corral_core::render::shell_words(&plan.command)
+    );
+    for line in corral_core::envaudit::render_audit(&plan.env_audit).lines() {
+        eprintln!("  {line}");
+    }
+    let (candidates, _) = plan::env_candidates(profile, inv);
+    for (name, masked, why) in &withheld {
+        if ask(&format!("let {name} ({masked}, {why}) into the sandbox? [y/N] "))? {
+            if let Some((_, value, source)) = candidates.iter().find(|(n, _, _)| n == name) {
+                plan.accept_env(name, value, *source);
+            }
+        }
+    }
+    ask("launch with this environment? [y/N] ")
+}
+
+/// Asks on the terminal; true only for an explicit yes.
+fn ask(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, Write};
+    eprint!("corral: {question}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the answer from the terminal")?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 /// What the user sees while the sandbox runs.
@@ -123,7 +208,9 @@ fn level_name(r: &LayerReport) -> &'static str {
 
 /// `corral check`.
 pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
-    let profile = context::load_profile(args.profile.as_deref())?;
+    let home = context::invocation(Vec::new(), false, Vec::new())?.home;
+    let (name, layers) = context::base_layers(args.profile.as_deref(), &home)?;
+    let profile = corral_core::profile::resolve(&name, &layers)?;
     let probe = corral_sys::probe::probe_host(Path::new("/proc"), Path::new("/sys"));
     let reports = corral_core::host::assess(&probe, &profile.layers);
     if args.json {

@@ -89,7 +89,7 @@ fn a_typod_profile_key_names_file_line_column_and_the_right_key() {
     let fx = fixture();
     let p = profile(&fx, "typo.toml", "[filesystem]\nread_onyl = []\n");
     let ps = p.display().to_string();
-    let o = run_unchanged(&fx, &fx.ws, &["run", "--profile", &ps, "--", "true"]);
+    let o = run_unchanged(&fx, &fx.ws, &["run", "--yes", "--profile", &ps, "--", "true"]);
     assert_refused(
         &o,
         &[
@@ -106,7 +106,14 @@ fn a_relative_read_write_path_is_refused_naming_the_key() {
     let o = run_unchanged(
         &fx,
         &fx.ws,
-        &["run", "--profile", &p.display().to_string(), "--", "true"],
+        &[
+            "run",
+            "--yes",
+            "--profile",
+            &p.display().to_string(),
+            "--",
+            "true",
+        ],
     );
     assert_refused(
         &o,
@@ -122,7 +129,14 @@ fn a_dotdot_read_write_path_is_refused_naming_the_key() {
         let o = run_unchanged(
             &fx,
             &fx.ws,
-            &["run", "--profile", &p.display().to_string(), "--", "true"],
+            &[
+                "run",
+                "--yes",
+                "--profile",
+                &p.display().to_string(),
+                "--",
+                "true",
+            ],
         );
         assert_refused(
             &o,
@@ -143,7 +157,14 @@ fn a_missing_read_write_path_is_refused_naming_it_and_the_fix() {
     let o = run_unchanged(
         &fx,
         &fx.ws,
-        &["run", "--profile", &p.display().to_string(), "--", "true"],
+        &[
+            "run",
+            "--yes",
+            "--profile",
+            &p.display().to_string(),
+            "--",
+            "true",
+        ],
     );
     assert_refused(
         &o,
@@ -159,7 +180,7 @@ fn a_missing_read_write_path_is_refused_naming_it_and_the_fix() {
 fn the_whole_home_as_workspace_is_refused() {
     let fx = fixture();
     // The home is not a git repository, so the workspace would be the home itself.
-    let o = run_unchanged(&fx, &fx.home, &["run", "--", "true"]);
+    let o = run_unchanged(&fx, &fx.home, &["run", "--yes", "--", "true"]);
     assert_refused(
         &o,
         &[
@@ -173,7 +194,11 @@ fn the_whole_home_as_workspace_is_refused() {
 #[test]
 fn an_unknown_builtin_profile_lists_the_builtin_ones() {
     let fx = fixture();
-    let o = run_unchanged(&fx, &fx.ws, &["run", "--profile", "nosuch", "--", "true"]);
+    let o = run_unchanged(
+        &fx,
+        &fx.ws,
+        &["run", "--yes", "--profile", "nosuch", "--", "true"],
+    );
     assert_refused(&o, &["no built-in profile named \"nosuch\"", "built-in: default"]);
 }
 
@@ -181,7 +206,7 @@ fn an_unknown_builtin_profile_lists_the_builtin_ones() {
 fn dry_run_prints_the_plan_and_creates_nothing() {
     let fx = fixture();
     let ws = fx.ws.display().to_string();
-    let o = run_unchanged(&fx, &fx.ws, &["run", "--dry-run"]);
+    let o = run_unchanged(&fx, &fx.ws, &["run", "--yes", "--dry-run"]);
     assert_code(&o, 0);
     let out = stdout(&o);
     assert!(
@@ -198,7 +223,7 @@ fn dry_run_prints_the_plan_and_creates_nothing() {
         "the plan printed a secret's content"
     );
 
-    let o = run_unchanged(&fx, &fx.ws, &["run", "--dry-run", "--json"]);
+    let o = run_unchanged(&fx, &fx.ws, &["run", "--yes", "--dry-run", "--json"]);
     assert_code(&o, 0);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o))
         .unwrap_or_else(|e| panic!("--dry-run --json is not JSON ({e}):\n{}", stdout(&o)));
@@ -238,7 +263,7 @@ fn an_empty_command_name_is_not_found_like_env1() {
     }
     let fx = fixture();
     // env(1) and execvp(3): an empty name is ENOENT, "not found", 127.
-    let o = run_unchanged(&fx, &fx.ws, &["run", "--", ""]);
+    let o = run_unchanged(&fx, &fx.ws, &["run", "--yes", "--", ""]);
     assert_code(&o, 127);
     assert!(
         stderr(&o).contains("command not found: \"\""),
@@ -257,7 +282,14 @@ fn a_pids_limit_too_low_to_start_the_command_names_limits_pids() {
     let o = run_unchanged(
         &fx,
         &fx.ws,
-        &["run", "--profile", &p.display().to_string(), "--", "true"],
+        &[
+            "run",
+            "--yes",
+            "--profile",
+            &p.display().to_string(),
+            "--",
+            "true",
+        ],
     );
     assert_refused(&o, &["limits.pids"]);
 }
@@ -271,7 +303,7 @@ fn user_namespaces_blocked_names_the_failure_and_the_fix() {
     fx.chown();
     let before = listing(&fx.ws);
     let script = format!(
-        "echo 0 > /proc/sys/user/max_user_namespaces && exec {} run -- true",
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec {} run --yes -- true",
         corral_bin().display()
     );
     let mut c = std::process::Command::new("setpriv");

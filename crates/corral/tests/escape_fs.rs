@@ -421,7 +421,7 @@ fn dotenv_in_a_directory_the_user_made_unreadable_refuses_the_launch() {
     assert_eq!(outside_ok(&fx, attack), "DB_PASSWORD=hunter2\nrc=0\n", "control");
     let o = fx
         .corral()
-        .args(["run", "--", "sh", "-c", attack])
+        .args(["run", "--yes", "--", "sh", "-c", attack])
         .output()
         .unwrap();
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -697,7 +697,7 @@ impl Session {
         fx.chown();
         let child = fx
             .corral()
-            .args(["run", "--", "sh", "-c", &wrapped])
+            .args(["run", "--yes", "--", "sh", "-c", &wrapped])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

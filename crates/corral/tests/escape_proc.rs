@@ -216,7 +216,7 @@ fn signal_to_own_process_group_does_not_reach_host() {
              if kill -0 $S 2>/dev/null; then echo alive; kill $S; else echo dead; fi; wait $S 2>/dev/null; true"
         )
     };
-    let inside_cmd = format!("'{}' run -- sh -c \"{attack}\"", corral_bin().display());
+    let inside_cmd = format!("'{}' run --yes -- sh -c \"{attack}\"", corral_bin().display());
     let run = |script: String| {
         let mut c = user_command(&fx, "sh");
         c.args(["-c", &script]).process_group(0);
@@ -253,7 +253,7 @@ fn secret_env_var_is_absent() {
     let o = fx
         .corral()
         .env("AWS_SECRET_ACCESS_KEY", KEY)
-        .args(["run", "--", "sh", "-c", script])
+        .args(["run", "--yes", "--", "sh", "-c", script])
         .output()
         .unwrap();
     assert_code(&o, 0);
@@ -453,14 +453,14 @@ fn inherited_descriptor_to_a_secret_is_closed() {
     assert_eq!(with_fd7(&["cat", "/proc/self/fd/7"]), "PRIVATE KEY\n");
     let bin = corral_bin().display().to_string();
     assert_eq!(
-        with_fd7(&[&bin, "run", "--", "ls", "/proc/self/fd"]),
+        with_fd7(&[&bin, "run", "--yes", "--", "ls", "/proc/self/fd"]),
         "0\n1\n2\n3\n"
     );
     let o = {
         let mut c = user_command(&fx, "sh");
         c.args(["-c", FD7])
             .arg(&secret)
-            .args([bin.as_str(), "run", "--", "cat", "/proc/self/fd/7"]);
+            .args([bin.as_str(), "run", "--yes", "--", "cat", "/proc/self/fd/7"]);
         c.output().unwrap()
     };
     assert_code(&o, 1);

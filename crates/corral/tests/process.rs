@@ -290,7 +290,7 @@ fn the_sandbox_dies_with_its_supervisor() {
     let mut corral = Reaped(
         fx.corral()
             .env("XDG_RUNTIME_DIR", &xdg)
-            .args(["run", "--", "sleep", &m])
+            .args(["run", "--yes", "--", "sleep", &m])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -326,6 +326,7 @@ fn sigterm_sent_to_corral_reaches_the_command() {
         fx.corral()
             .args([
                 "run",
+                "--yes",
                 "--",
                 "sh",
                 "-c",
@@ -372,6 +373,7 @@ fn rlimit_nproc_caps_the_sandboxs_processes() {
     let o = fx
         .corral()
         .arg("run")
+        .arg("--yes")
         .arg("--profile")
         .arg(&profile)
         .args(["--", "sh", "-c", script])
@@ -448,7 +450,7 @@ fn rlimit_nproc_is_counted_per_user_namespace_not_per_host_uid() {
     // Inside, the same limit counts only the sandbox's own processes.
     let o = fx
         .corral()
-        .arg("run")
+        .arg("run").arg("--yes")
         .arg("--profile")
         .arg(&profile)
         .args([
@@ -497,7 +499,7 @@ fn launch_works_when_root_is_shared_and_its_mounts_stay_inside() {
         .arg(format!("--regid={}", fx.ids.gid))
         .arg("--clear-groups")
         .arg(corral_bin())
-        .args(["run", "--", "true"])
+        .args(["run", "--yes", "--", "true"])
         .current_dir(&fx.ws)
         .env_clear()
         .env("HOME", &fx.home)
@@ -574,7 +576,7 @@ fn a_failed_launch_leaves_nothing_behind() {
     let dirs_before = dir_names(&root);
     let o = fx
         .corral()
-        .args(["run", "--", "no-such-command-xyz"])
+        .args(["run", "--yes", "--", "no-such-command-xyz"])
         .output()
         .unwrap();
     assert_code(&o, 127);
@@ -618,7 +620,7 @@ fn gc_cleans_up_after_a_sigkilled_session() {
     let mut corral = Reaped(
         fx.corral()
             .env("XDG_RUNTIME_DIR", &xdg)
-            .args(["run", "--", "sleep", &m])
+            .args(["run", "--yes", "--", "sleep", &m])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -688,7 +690,7 @@ fn a_second_session_in_the_same_workspace_keeps_its_protections_when_the_first_e
         |name: &str| format!("i=0; while [ ! -e {name} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done");
     let mut first = Reaped(
         fx.corral()
-            .args(["run", "--", "sh", "-c", &wait_for("release-first")])
+            .args(["run", "--yes", "--", "sh", "-c", &wait_for("release-first")])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -705,7 +707,7 @@ fn a_second_session_in_the_same_workspace_keeps_its_protections_when_the_first_e
     );
     let mut second = Reaped(
         fx.corral()
-            .args(["run", "--", "sh", "-c", &second_script])
+            .args(["run", "--yes", "--", "sh", "-c", &second_script])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -757,7 +759,7 @@ fn git_config_run_on_the_host_during_a_session_does_not_unprotect_git_config() {
                   then echo after=writable; else echo after=ro; fi";
     let mut session = Reaped(
         fx.corral()
-            .args(["run", "--", "sh", "-c", script])
+            .args(["run", "--yes", "--", "sh", "-c", script])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -802,7 +804,7 @@ fn two_overlapping_sessions_in_one_workspace_leave_no_placeholders_behind() {
     let start = || {
         let mut s = Reaped(
             fx.corral()
-                .args(["run", "--", "sh", "-c", "echo ready; read x; exit 0"])
+                .args(["run", "--yes", "--", "sh", "-c", "echo ready; read x; exit 0"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -27,7 +27,7 @@ fn exit_codes_follow_env1() {
     fx.chown();
     let o = fx
         .corral()
-        .args(["run", "--", "no-such-command-xyz"])
+        .args(["run", "--yes", "--", "no-such-command-xyz"])
         .output()
         .unwrap();
     assert_code(&o, 127);
@@ -36,7 +36,11 @@ fn exit_codes_follow_env1() {
         "{}",
         stderr(&o)
     );
-    let o = fx.corral().args(["run", "--", "/etc/hostname"]).output().unwrap();
+    let o = fx
+        .corral()
+        .args(["run", "--yes", "--", "/etc/hostname"])
+        .output()
+        .unwrap();
     assert_code(&o, 126);
 }
 
@@ -52,7 +56,7 @@ fn environment_is_cleared_to_the_allowlist() {
         )
         .env("TERM", "xterm-256color")
         .env("LC_TIME", "C")
-        .args(["run", "--", "env"])
+        .args(["run", "--yes", "--", "env"])
         .output()
         .unwrap();
     assert_code(&o, 0);
@@ -94,6 +98,7 @@ fn started_as_root_the_command_runs_as_nobody_with_nothing() {
         .env("PATH", "/usr/bin:/bin")
         .args([
             "run",
+            "--yes",
             "--",
             "sh",
             "-c",

@@ -244,7 +244,7 @@ fn sandbox_or_skip() -> bool {
 fn sandboxed_bash(fx: &Fixture, name: &str) -> Option<Tmux> {
     fx.chown();
     let bin = corral_bin().display().to_string();
-    let wrapper = r#""$0" run -- bash --norc; echo "SZ:exit:$?""#;
+    let wrapper = r#""$0" run --yes -- bash --norc; echo "SZ:exit:$?""#;
     let t = Tmux::start(fx, name, &as_user(fx, &["sh", "-c", wrapper, &bin]))?;
     t.line(r#"X=SZ; echo "$X:up:$CORRAL_SANDBOX""#);
     t.wait_for("SZ:up:1", FIRST_STEP);
@@ -367,7 +367,10 @@ fn the_terminal_is_restored_after_the_command_is_killed() {
     t.line("stty sane");
 
     let bin = corral_bin().display().to_string();
-    t.line(&format!("{} run -- sh -c 'stty raw -echo; kill -9 $$'", q(&bin)));
+    t.line(&format!(
+        "{} run --yes -- sh -c 'stty raw -echo; kill -9 $$'",
+        q(&bin)
+    ));
     t.line(r#"echo "$X:rc:$?""#);
     t.wait_for("SZ:rc:137", FIRST_STEP);
     assert_eq!(stty_flags(&t, "after"), "icanon echo", "pane:\n{}", t.screen());
@@ -384,7 +387,7 @@ fn ctrl_z_stops_corral_and_fg_resumes_it() {
     };
     let m = t.marker("100.2");
     let bin = corral_bin().display().to_string();
-    t.line(&format!("{} run -- sleep {m}", q(&bin)));
+    t.line(&format!("{} run --yes -- sleep {m}", q(&bin)));
     assert!(
         wait_until(FIRST_STEP, || !sleep_pids(&m).is_empty()),
         "`sleep {m}` did not start; pane:\n{}",
@@ -425,7 +428,7 @@ fn exiting_a_sandboxed_shell_returns_to_the_outer_prompt() {
     };
     // `corral run` with no command starts the profile's interactive bash: the usual way in.
     let bin = corral_bin().display().to_string();
-    t.line(&format!("{} run -- bash --norc", q(&bin)));
+    t.line(&format!("{} run --yes -- bash --norc", q(&bin)));
     t.line(r#"X=SZ; echo "$X:inside:$CORRAL_SANDBOX""#);
     t.wait_for("SZ:inside:1", FIRST_STEP);
     t.line("exit 3");
@@ -469,7 +472,7 @@ print "$t:ints:$n\n";
     // added on the way: init passing on a signal the terminal already delivered, which for a
     // command in the foreground group (the usual case) means every Ctrl-C arrives twice.
     let bin = corral_bin().display().to_string();
-    t.line(&format!("{} run -- perl count_int.pl sandbox", q(&bin)));
+    t.line(&format!("{} run --yes -- perl count_int.pl sandbox", q(&bin)));
     t.wait_for("SZ:sandbox:ready", FIRST_STEP);
     t.key("C-c");
     let screen = t.wait_for("SZ:sandbox:ints:", STEP);

@@ -169,7 +169,7 @@ impl Fixture {
     pub fn sh(&self, script: &str) -> Output {
         self.chown();
         self.corral()
-            .args(["run", "--", "sh", "-c", script])
+            .args(["run", "--yes", "--", "sh", "-c", script])
             .output()
             .unwrap()
     }
