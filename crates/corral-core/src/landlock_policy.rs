@@ -24,6 +24,10 @@ pub enum FsAccess {
     ReadWriteFiles,
     /// Everything: read, write, create, remove, rename across directories (`Refer`), truncate, exec.
     Full,
+    /// `Full` without `Execute` (writable trees when `capabilities.allow_shell = false`).
+    FullNoExec,
+    /// Read and execute one file (the command, its interpreter, `capabilities.exec`).
+    Exec,
 }
 
 /// One Landlock path rule.
@@ -48,4 +52,8 @@ pub struct LandlockPolicy {
     pub scope_abstract_unix: bool,
     /// Scope signals to the sandbox (ABI ≥ 6).
     pub scope_signals: bool,
+    /// `capabilities.allow_shell = false`: no rule grants `Execute` except `Exec` rules, and init
+    /// adds one for the resolved command and the interpreter it needs (ELF `PT_INTERP` or `#!`).
+    #[serde(default)]
+    pub exec_only: bool,
 }

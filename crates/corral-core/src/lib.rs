@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod envaudit;
+pub mod exe;
 pub mod host;
 pub mod landlock_policy;
 pub mod layer;

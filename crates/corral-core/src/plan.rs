@@ -828,12 +828,31 @@ pub fn build(
 
     // Landlock: directory listing from the root down (names only), then the rules above.
     ll.insert(0, rule("/", FsAccess::ListDir));
+    // capabilities.allow_shell = false: nothing may be executed but the command (init adds it and
+    // its interpreter) and what capabilities.exec lists.
+    let exec_only = !profile.allow_shell;
+    if exec_only {
+        for r in &mut ll {
+            r.access = match r.access {
+                FsAccess::ReadExec => FsAccess::Read,
+                FsAccess::Full => FsAccess::FullNoExec,
+                other => other,
+            };
+        }
+        for e in &profile.exec_allow {
+            ll.push(LandlockRule {
+                path: expand("capabilities.exec", e, &home, Some(workspace))?,
+                access: FsAccess::Exec,
+            });
+        }
+    }
     let landlock = LandlockPolicy {
         rules: ll,
         restrict_tcp_connect: true,
         connect_ports: profile.local_ports.clone(),
         scope_abstract_unix: true,
         scope_signals: true,
+        exec_only,
     };
 
     // Deny globs must at least parse (the gatherer already matched them).

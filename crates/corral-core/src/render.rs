@@ -29,6 +29,8 @@ fn fs_access(a: FsAccess) -> &'static str {
         FsAccess::ReadWriteDev => "read,write,ioctl-dev",
         FsAccess::ReadWriteFiles => "read,write-in-place",
         FsAccess::Full => "all",
+        FsAccess::FullNoExec => "all but exec",
+        FsAccess::Exec => "read,exec (file)",
     }
 }
 

@@ -204,9 +204,19 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     // makes setuid binaries and file capabilities grant nothing.
     rustix::thread::set_no_new_privs(true).map_err(|e| step("prctl(PR_SET_NO_NEW_PRIVS)")(e.into()))?;
 
+    // Resolve the command in the sandbox's own view (before Landlock: with allow_shell = false its
+    // rules depend on the resolved path).
+    let path_var = plan
+        .env
+        .iter()
+        .find(|v| v.name == "PATH")
+        .map(|v| v.value.clone())
+        .unwrap_or_default();
+    let program = resolve(&plan.command[0], &path_var)?;
+
     // Landlock after the last mount: once enforced, it forbids mount changes.
     let ll_level = level(&plan, Layer::Landlock);
-    let landlock = restrict_landlock(&plan.landlock, ll_level)?;
+    let landlock = restrict_landlock(&landlock_policy(&plan, &program), ll_level)?;
 
     // Init needs no capability from here on; dropping them also protects it from a command that
     // could otherwise reach it (its memory is not dumpable either).
@@ -217,15 +227,6 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     // seccomp is compiled here (allocation is fine: init is single-threaded) and installed in the
     // child as the very last step before execve.
     let filter = seccomp::compile(&plan.seccomp)?;
-
-    // Resolve the command in the sandbox's own view.
-    let path_var = plan
-        .env
-        .iter()
-        .find(|v| v.name == "PATH")
-        .map(|v| v.value.clone())
-        .unwrap_or_default();
-    let program = resolve(&plan.command[0], &path_var)?;
 
     let reports = vec![
         report(
@@ -249,6 +250,42 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     let agent = start_command(&plan, &program, &filter)?;
     send(ctl, &InitMsg::Started { pid: agent });
     Ok(Started { agent })
+}
+
+/// The plan's Landlock policy, plus — when only the command may be executed — an `Exec` rule for
+/// the command and for what the kernel must execute to start it (its ELF interpreter, or a
+/// script's `#!` interpreter and that one's ELF interpreter).
+fn landlock_policy(plan: &Plan, program: &Path) -> corral_core::landlock_policy::LandlockPolicy {
+    use corral_core::landlock_policy::{FsAccess, LandlockRule};
+    let mut policy = plan.landlock.clone();
+    if !policy.exec_only {
+        return policy;
+    }
+    let mut todo = vec![program.to_path_buf()];
+    let mut seen: Vec<PathBuf> = Vec::new();
+    while let Some(p) = todo.pop() {
+        let Ok(real) = std::fs::canonicalize(&p) else {
+            continue;
+        };
+        // A chain longer than script → interpreter → loader is not something to follow.
+        if seen.contains(&real) || seen.len() > 4 {
+            continue;
+        }
+        let mut head = vec![0u8; 4096];
+        let n = std::fs::File::open(&real)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        head.truncate(n);
+        // The ELF header and program headers sit in the first page of any normal executable.
+        let next = corral_core::exe::elf_interpreter(&head).or_else(|| corral_core::exe::shebang(&head));
+        todo.extend(next.map(PathBuf::from));
+        policy.rules.push(LandlockRule {
+            path: real.clone(),
+            access: FsAccess::Exec,
+        });
+        seen.push(real);
+    }
+    policy
 }
 
 fn level(plan: &Plan, layer: Layer) -> Level {

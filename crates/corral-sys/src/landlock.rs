@@ -249,6 +249,8 @@ fn fs_rights(access: FsAccess) -> BitFlags<AccessFs> {
         FsAccess::ReadWriteDev => read | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev,
         FsAccess::ReadWriteFiles => read | AccessFs::WriteFile | AccessFs::Truncate,
         FsAccess::Full => handled,
+        FsAccess::FullNoExec => handled & !BitFlags::from(AccessFs::Execute),
+        FsAccess::Exec => BitFlags::from(AccessFs::ReadFile) | AccessFs::Execute,
     };
     rights & handled
 }
@@ -544,6 +546,7 @@ mod tests {
             connect_ports: vec![],
             scope_abstract_unix: false,
             scope_signals: false,
+            exec_only: false,
         }
     }
 
@@ -580,6 +583,7 @@ mod tests {
             FsAccess::ReadWriteDev,
             FsAccess::ReadWriteFiles,
             FsAccess::Full,
+            FsAccess::Exec,
         ]
         .into_iter()
         .map(|access| (access, fs_rights(access)))
@@ -616,6 +620,7 @@ mod tests {
                     | IoctlDev
                     | ResolveUnix,
             ),
+            (FsAccess::Exec, ReadFile | Execute),
         ];
         assert_eq!(all, expected);
     }

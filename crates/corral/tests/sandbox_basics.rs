@@ -118,3 +118,47 @@ fn started_as_root_the_command_runs_as_nobody_with_nothing() {
         stderr(&o)
     );
 }
+
+#[test]
+fn without_allow_shell_only_the_command_itself_may_be_executed() {
+    // capabilities.allow_shell = false: Landlock's execute right covers the command, its ELF
+    // interpreter and capabilities.exec. Control: the same script with the default profile runs
+    // both children.
+    let fx = Fixture::new();
+    let profile = fx.root.join("noshell.toml");
+    std::fs::write(
+        &profile,
+        "[capabilities]\nallow_shell = false\nexec = [\"/usr/bin/true\"]\n",
+    )
+    .unwrap();
+    let script = "import subprocess\n\
+        for argv in (['/usr/bin/true'], ['/bin/ls', '/']):\n\
+        \x20   try:\n\
+        \x20       print(argv[0], subprocess.run(argv, capture_output=True).returncode)\n\
+        \x20   except PermissionError as e:\n\
+        \x20       print(argv[0], 'EACCES' if e.errno == 13 else e)\n";
+    fx.ws_file("probe.py", script);
+    fx.chown();
+    let control = fx
+        .corral()
+        .args(["run", "--yes", "--", "python3", "probe.py"])
+        .output()
+        .unwrap();
+    assert_code(&control, 0);
+    assert_eq!(stdout(&control), "/usr/bin/true 0\n/bin/ls 0\n", "control");
+    let o = fx
+        .corral()
+        .args([
+            "run",
+            "--yes",
+            "--profile",
+            &profile.display().to_string(),
+            "--",
+            "python3",
+            "probe.py",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "/usr/bin/true 0\n/bin/ls EACCES\n");
+}
