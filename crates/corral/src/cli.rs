@@ -25,6 +25,13 @@ enum Command {
     /// Review the project's .corral.toml (and .corral.env) and trust that exact content, so it may
     /// widen the policy; a changed file needs trusting again.
     Trust(crate::cmd_trust::TrustArgs),
+    /// List, show (merged, with where each value came from) or validate profiles.
+    Profile {
+        #[command(subcommand)]
+        cmd: crate::cmd_profile::ProfileCmd,
+    },
+    /// Write a commented .corral.toml for this project (it may only tighten the built-in policy).
+    Init(crate::cmd_profile::InitArgs),
 }
 
 /// Flags of `corral run`.
@@ -71,5 +78,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Check(args) => crate::run::check(&args),
         Command::Gc => crate::run::gc(),
         Command::Trust(args) => crate::cmd_trust::trust(&args, cli.yes),
+        Command::Profile { cmd } => crate::cmd_profile::profile(&cmd),
+        Command::Init(args) => crate::cmd_profile::init(&args),
     }
 }

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
-#[allow(dead_code)]
+mod cmd_profile;
 mod cmd_trust;
 mod context;
 mod run;
