@@ -274,6 +274,57 @@ pub struct WatchDir {
     pub deny_globs: bool,
 }
 
+/// The resource limits of a launch (`[limits]` after flags).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitsPlan {
+    /// Memory, MiB.
+    pub memory_mb: Option<u64>,
+    /// Processes.
+    pub pids: u64,
+    /// CPU rate, CPUs.
+    pub cpus: Option<f64>,
+    /// CPU time per process, seconds.
+    pub cpu_seconds: Option<u64>,
+    /// Wall clock, seconds.
+    pub wall_seconds: Option<u64>,
+    /// /tmp and /dev/shm, MiB.
+    pub tmp_mb: u64,
+    /// Largest file, MiB.
+    pub file_mb: Option<u64>,
+    /// Open files per process.
+    pub open_files: Option<u64>,
+}
+
+/// Bytes in a MiB.
+const MIB: u64 = 1024 * 1024;
+/// Seconds between SIGXCPU (soft CPU limit) and SIGKILL (hard): a process may save its work.
+/// (RLIMIT_CPU with soft = hard would kill at once.)
+const CPU_GRACE_S: u64 = 5;
+
+/// The rlimits set in the sandbox's init (inherited by everything, only ever lowered).
+fn rlimits(profile: &Profile) -> Vec<Rlimit> {
+    let r = |resource: &str, v: u64| Rlimit {
+        resource: resource.into(),
+        soft: v,
+        hard: v,
+    };
+    let mut out = vec![r("RLIMIT_CORE", 0), r("RLIMIT_NPROC", profile.pids)];
+    if let Some(mb) = profile.file_mb {
+        out.push(r("RLIMIT_FSIZE", mb.saturating_mul(MIB)));
+    }
+    if let Some(n) = profile.open_files {
+        out.push(r("RLIMIT_NOFILE", n));
+    }
+    if let Some(s) = profile.cpu_seconds {
+        out.push(Rlimit {
+            resource: "RLIMIT_CPU".into(),
+            soft: s,
+            hard: s.saturating_add(CPU_GRACE_S),
+        });
+    }
+    out
+}
+
 /// The network part of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkPlan {
@@ -323,6 +374,8 @@ pub struct Plan {
     pub seccomp: SeccompPolicy,
     /// rlimits.
     pub rlimits: Vec<Rlimit>,
+    /// The resource limits, for the cgroup, the wall clock and reports.
+    pub limits: LimitsPlan,
     /// Network.
     pub network: NetworkPlan,
     /// The command and its arguments (argv[0] is looked up in PATH inside the sandbox).
@@ -588,7 +641,7 @@ pub fn build(
     mounts.push(MountOp::Tmpfs {
         dst: "/dev/shm".into(),
         mode: 0o1777,
-        size_mb: DEFAULT_TMP_MB,
+        size_mb: profile.tmp_mb,
         create: true,
     });
     mounts.push(MountOp::ReadOnly { dst: "/dev".into() });
@@ -599,7 +652,7 @@ pub fn build(
     mounts.push(MountOp::Tmpfs {
         dst: "/tmp".into(),
         mode: 0o1777,
-        size_mb: DEFAULT_TMP_MB,
+        size_mb: profile.tmp_mb,
         create: true,
     });
     ll.push(rule("/tmp", FsAccess::Full));
@@ -914,18 +967,17 @@ pub fn build(
         env_audit,
         landlock,
         seccomp: SeccompPolicy::default_deny(),
-        rlimits: vec![
-            Rlimit {
-                resource: "RLIMIT_CORE".into(),
-                soft: 0,
-                hard: 0,
-            },
-            Rlimit {
-                resource: "RLIMIT_NPROC".into(),
-                soft: profile.pids,
-                hard: profile.pids,
-            },
-        ],
+        rlimits: rlimits(profile),
+        limits: LimitsPlan {
+            memory_mb: profile.memory_mb,
+            pids: profile.pids,
+            cpus: profile.cpus,
+            cpu_seconds: profile.cpu_seconds,
+            wall_seconds: profile.wall_seconds,
+            tmp_mb: profile.tmp_mb,
+            file_mb: profile.file_mb,
+            open_files: profile.open_files,
+        },
         network: NetworkPlan {
             mode: profile.network_mode,
             local_ports: profile.local_ports.clone(),

@@ -142,8 +142,22 @@ pub struct EnvCfg {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsCfg {
-    /// RLIMIT_NPROC for the sandbox's user namespace.
+    /// Memory in MiB (cgroup; no swap).
+    pub memory_mb: Option<u64>,
+    /// Most processes (cgroup pids.max, and RLIMIT_NPROC per user namespace as a floor).
     pub pids: Option<u64>,
+    /// CPU rate, in CPUs (cgroup cpu quota), e.g. 1.5.
+    pub cpus: Option<f64>,
+    /// CPU time in seconds (RLIMIT_CPU, per process).
+    pub cpu_seconds: Option<u64>,
+    /// Wall-clock time in seconds for the whole session.
+    pub wall_seconds: Option<u64>,
+    /// Size of the sandbox's /tmp and /dev/shm, in MiB.
+    pub tmp_mb: Option<u64>,
+    /// Largest single file, in MiB (RLIMIT_FSIZE).
+    pub file_mb: Option<u64>,
+    /// Most open files per process (RLIMIT_NOFILE).
+    pub open_files: Option<u64>,
 }
 
 /// A fully resolved profile: what the planner consumes.
@@ -195,6 +209,20 @@ pub struct Profile {
     pub env_path: Vec<String>,
     /// Process cap.
     pub pids: u64,
+    /// Memory cap in MiB.
+    pub memory_mb: Option<u64>,
+    /// CPU rate cap, in CPUs.
+    pub cpus: Option<f64>,
+    /// CPU time cap per process, seconds.
+    pub cpu_seconds: Option<u64>,
+    /// Wall-clock cap, seconds.
+    pub wall_seconds: Option<u64>,
+    /// /tmp and /dev/shm size, MiB.
+    pub tmp_mb: u64,
+    /// Largest file, MiB.
+    pub file_mb: Option<u64>,
+    /// Open files per process.
+    pub open_files: Option<u64>,
     /// Level per layer.
     pub layers: BTreeMap<Layer, Level>,
 }
@@ -435,11 +463,74 @@ pub fn resolve(name: &str, layers: &[ProfileLayer]) -> Result<Profile, ProfileEr
         env_files: pick!(env.files).unwrap_or_default(),
         env_allow_secrets: pick!(env.allow_secrets).unwrap_or_default(),
         pids: pick!(limits.pids).ok_or_else(|| missing("limits.pids"))?,
+        memory_mb: pick!(limits.memory_mb),
+        cpus: pick!(limits.cpus),
+        cpu_seconds: pick!(limits.cpu_seconds),
+        wall_seconds: pick!(limits.wall_seconds),
+        tmp_mb: pick!(limits.tmp_mb).unwrap_or(crate::plan::DEFAULT_TMP_MB),
+        file_mb: pick!(limits.file_mb),
+        open_files: pick!(limits.open_files),
         allow_shell: pick!(capabilities.allow_shell).unwrap_or(true),
         exec_allow: pick!(capabilities.exec).unwrap_or_default(),
         layers: levels,
         origins,
     })
+}
+
+/// Parses a size for `--memory`: a number with an optional `K`, `M`, `G` or `T` (binary units);
+/// a bare number is MiB. Returns MiB.
+pub fn parse_size_mb(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: f64 = match c.to_ascii_uppercase() {
+                'K' => 1.0 / 1024.0,
+                'M' => 1.0,
+                'G' => 1024.0,
+                'T' => 1024.0 * 1024.0,
+                _ => return Err(format!("{s:?}: unknown unit (use K, M, G or T)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1.0),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: not a size (e.g. 512M, 2G)"))?;
+    let mb = (n * mult).ceil();
+    if !(1.0..=f64::from(u32::MAX)).contains(&mb) {
+        return Err(format!("{s:?}: out of range"));
+    }
+    // In range and integral by the checks above.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(mb as u64)
+}
+
+/// Parses a duration for `--timeout`: a number with an optional `s`, `m`, `h` or `d`; a bare
+/// number is seconds. Returns seconds.
+pub fn parse_duration_s(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                _ => return Err(format!("{s:?}: unknown unit (use s, m, h or d)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: not a duration (e.g. 90s, 30m, 2h)"))?;
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{s:?}: out of range"))
 }
 
 #[cfg(test)]
@@ -505,6 +596,27 @@ mod tests {
         assert_eq!((p.pids, p.command), (64, vec!["true".to_string()]));
         assert_eq!(p.origins.get("limits.pids").map(String::as_str), Some("b"));
         assert_eq!(p.origins.get("filesystem.deny").map(String::as_str), Some("a"));
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size_mb("2G"), Ok(2048));
+        assert_eq!(parse_size_mb("512M"), Ok(512));
+        assert_eq!(parse_size_mb("4096"), Ok(4096));
+        assert_eq!(parse_size_mb("1.5g"), Ok(1536));
+        assert_eq!(parse_size_mb("64K"), Ok(1));
+        assert_eq!(
+            parse_size_mb("2X"),
+            Err("\"2X\": unknown unit (use K, M, G or T)".into())
+        );
+        assert_eq!(
+            parse_size_mb("lots"),
+            Err("\"lots\": not a size (e.g. 512M, 2G)".into())
+        );
+        assert_eq!(parse_duration_s("30m"), Ok(1800));
+        assert_eq!(parse_duration_s("90"), Ok(90));
+        assert_eq!(parse_duration_s("2h"), Ok(7200));
+        assert_eq!(parse_duration_s("0s"), Err("\"0s\": out of range".into()));
     }
 
     #[test]

@@ -147,9 +147,33 @@ pub fn widenings(before: &Profile, after: &Profile) -> Vec<Widening> {
         push("env.allow_secrets", format!("adds {v:?}"));
     }
 
-    // [limits]
+    // [limits]: a higher limit, or none where there was one, gives more.
     if after.pids > before.pids {
         push("limits.pids", format!("raises {} to {}", before.pids, after.pids));
+    }
+    if after.tmp_mb > before.tmp_mb {
+        push(
+            "limits.tmp_mb",
+            format!("raises {} to {}", before.tmp_mb, after.tmp_mb),
+        );
+    }
+    for (key, b, a) in [
+        ("limits.memory_mb", before.memory_mb, after.memory_mb),
+        ("limits.cpu_seconds", before.cpu_seconds, after.cpu_seconds),
+        ("limits.wall_seconds", before.wall_seconds, after.wall_seconds),
+        ("limits.file_mb", before.file_mb, after.file_mb),
+        ("limits.open_files", before.open_files, after.open_files),
+    ] {
+        match (b, a) {
+            (Some(b), Some(a)) if a > b => push(key, format!("raises {b} to {a}")),
+            (Some(b), None) => push(key, format!("removes the limit of {b}")),
+            _ => {}
+        }
+    }
+    match (before.cpus, after.cpus) {
+        (Some(b), Some(a)) if a > b => push("limits.cpus", format!("raises {b} to {a}")),
+        (Some(b), None) => push("limits.cpus", format!("removes the limit of {b}")),
+        _ => {}
     }
 
     // [layers]

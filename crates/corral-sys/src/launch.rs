@@ -108,6 +108,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// The command's pid inside the sandbox, once started.
     pub pid: Option<i32>,
+    /// A resource limit that ended or hurt the session, in words for the user.
+    pub limit_hit: Option<String>,
 }
 
 /// What the launch tells its caller while the sandbox runs.
@@ -203,8 +205,14 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         base: &layers,
         init: pid,
         watcher: &watcher,
+        deadline: plan
+            .limits
+            .wall_seconds
+            .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s)),
+        timed_out: false,
     };
     let (status, msgs) = supervise(pid, &ctl, &mut ctx)?;
+    let timed_out = ctx.timed_out;
     // What the command did just before it exited may not have been read yet.
     for line in watcher.handle(None) {
         observer.note(&line);
@@ -214,6 +222,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         layers: Vec::new(),
         error: None,
         pid: None,
+        limit_hit: limit_hit(plan, ll::exit_code_of(status), timed_out),
     };
     for m in msgs {
         match m {
@@ -242,6 +251,28 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
     layers.sort_by_key(|r| r.layer);
     outcome.layers = layers;
     Ok(outcome)
+}
+
+/// Which limit, if any, ended the session, in words ("raise it with --timeout").
+fn limit_hit(plan: &Plan, exit_code: i32, timed_out: bool) -> Option<String> {
+    let l = &plan.limits;
+    if timed_out {
+        let s = l.wall_seconds.unwrap_or(0);
+        return Some(format!(
+            "the sandbox was stopped after {s} s, the wall-clock limit (limits.wall_seconds); raise it with --timeout"
+        ));
+    }
+    match exit_code - 128 {
+        libc::SIGXCPU => Some(format!(
+            "the command was stopped by SIGXCPU: a process used {} s of CPU, the limit (limits.cpu_seconds)",
+            l.cpu_seconds.unwrap_or(0)
+        )),
+        libc::SIGXFSZ => Some(format!(
+            "the command was stopped by SIGXFSZ: it wrote a file past {} MiB, the limit (limits.file_mb)",
+            l.file_mb.unwrap_or(0)
+        )),
+        _ => None,
+    }
 }
 
 fn flag_names(flags: u64) -> String {
@@ -381,6 +412,10 @@ struct Supervised<'a> {
     base: &'a [LayerReport],
     init: i32,
     watcher: &'a Watcher,
+    /// When the wall-clock limit ends the session.
+    deadline: Option<std::time::Instant>,
+    /// Set when the deadline passed and the sandbox was killed.
+    timed_out: bool,
 }
 
 impl Supervised<'_> {
@@ -422,7 +457,22 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
         if ctl_open {
             fds.push(PollFd::new(ctl, PollFlags::IN));
         }
-        match poll(&mut fds, None) {
+        // Wake at the wall-clock deadline, if there is one.
+        let timeout = ctx.deadline.map(|d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            rustix::event::Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            }
+        });
+        if ctx.deadline.is_some_and(|d| std::time::Instant::now() >= d) && !ctx.timed_out {
+            // The whole sandbox goes: killing init kills every process in its pid namespace.
+            ctx.timed_out = true;
+            let _ = ll::kill(pid, libc::SIGKILL);
+            ctx.deadline = None;
+            continue;
+        }
+        match poll(&mut fds, timeout.as_ref()) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(step("poll")(e.into())),

@@ -55,6 +55,15 @@ pub struct RunArgs {
     /// Pass a variable in: NAME (its host value) or NAME=VALUE. Repeatable.
     #[arg(long = "env", value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
+    /// Memory limit (limits.memory_mb), e.g. 2G or 512M.
+    #[arg(long, value_name = "SIZE", value_parser = corral_core::profile::parse_size_mb)]
+    pub memory: Option<u64>,
+    /// Process limit (limits.pids).
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// Wall-clock limit for the session (limits.wall_seconds), e.g. 90s, 30m, 2h.
+    #[arg(long, value_name = "DURATION", value_parser = corral_core::profile::parse_duration_s)]
+    pub timeout: Option<u64>,
     /// The command and its arguments (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

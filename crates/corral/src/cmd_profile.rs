@@ -382,10 +382,66 @@ const KEYS: &[KeyDoc] = &[
         project: true,
     },
     KeyDoc {
+        key: "limits.memory_mb",
+        about: "memory in MiB, no swap (cgroup)",
+        value: |p| Val::of(&p.memory_mb),
+        example: "2048",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
         key: "limits.pids",
-        about: "most processes inside (RLIMIT_NPROC)",
+        about: "most processes inside (cgroup pids.max; RLIMIT_NPROC per user namespace)",
         value: |p| Val::of(&p.pids),
         example: "",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
+        key: "limits.cpus",
+        about: "CPU rate in CPUs, e.g. 1.5 (cgroup cpu quota)",
+        value: |p| Val::of(&p.cpus),
+        example: "1.5",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
+        key: "limits.cpu_seconds",
+        about: "CPU time per process in seconds (RLIMIT_CPU)",
+        value: |p| Val::of(&p.cpu_seconds),
+        example: "3600",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
+        key: "limits.wall_seconds",
+        about: "wall-clock limit for the whole session, seconds",
+        value: |p| Val::of(&p.wall_seconds),
+        example: "1800",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
+        key: "limits.tmp_mb",
+        about: "size of the sandbox's /tmp and /dev/shm in MiB",
+        value: |p| Val::of(&p.tmp_mb),
+        example: "",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
+        key: "limits.file_mb",
+        about: "largest single file in MiB (RLIMIT_FSIZE)",
+        value: |p| Val::of(&p.file_mb),
+        example: "",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
+        key: "limits.open_files",
+        about: "most open files per process (RLIMIT_NOFILE)",
+        value: |p| Val::of(&p.open_files),
+        example: "4096",
         resolved: true,
         project: true,
     },
@@ -854,7 +910,18 @@ expose_secrets = ["~/.ssh"]
         let default = default_profile().unwrap();
         let text: String = init_template(&default)
             .lines()
-            .filter(|l| !l.starts_with("# agent ="))
+            // Keys the default leaves unset are written with an example value.
+            .filter(|l| {
+                ![
+                    "# agent =",
+                    "# cpus =",
+                    "# cpu_seconds =",
+                    "# wall_seconds =",
+                    "# open_files =",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
+            })
             .map(|l| match l.strip_prefix("# ") {
                 Some(rest) if rest.contains(" = ") || rest.starts_with(' ') || rest.starts_with(']') => rest,
                 _ => l,
@@ -872,7 +939,7 @@ expose_secrets = ["~/.ssh"]
         let text = init_template(&default_profile().unwrap());
         for line in [
             "# read_write = []   # host paths visible read-write, besides the workspace",
-            "# pids = 1024   # most processes inside (RLIMIT_NPROC)",
+            "# pids = 1024   # most processes inside (cgroup pids.max; RLIMIT_NPROC per user namespace)",
             "# cgroupns = \"best_effort\"   # cgroup namespace: the cgroup tree is rooted at the sandbox",
             "#   { path = \"~/.cargo\", optional = true },",
             "# agent = \"claude\"   # the agent this profile is for, for reports",
@@ -918,7 +985,14 @@ env.set = { A = "1", "B C" = "x\"y" }   # from builtin:x
 env.path = ["/bin"]   # from builtin:x
 env.files = []   # not set by any layer: corral's fallback
 env.allow_secrets = []   # not set by any layer: corral's fallback
+limits.memory_mb = <unset>   # not set by any layer: corral's fallback
 limits.pids = 8   # from builtin:x
+limits.cpus = <unset>   # not set by any layer: corral's fallback
+limits.cpu_seconds = <unset>   # not set by any layer: corral's fallback
+limits.wall_seconds = <unset>   # not set by any layer: corral's fallback
+limits.tmp_mb = 2048   # not set by any layer: corral's fallback
+limits.file_mb = <unset>   # not set by any layer: corral's fallback
+limits.open_files = <unset>   # not set by any layer: corral's fallback
 layers.userns = "required"   # from builtin:x
 layers.landlock = "best_effort"   # from p.toml (project)
 capabilities.allow_shell = true   # not set by any layer: corral's fallback

@@ -32,6 +32,7 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         .with_context(|| format!("sandbox.workspace {}: cannot resolve it", workspace.display()))?;
     let project = context::project(&workspace, &name, &layers, &inv.home)?;
     layers.extend(project.layer);
+    layers.extend(flag_layer(args));
     let profile = corral_core::profile::resolve(&name, &layers)?;
     for note in &project.notes {
         eprintln!("corral: {note}");
@@ -86,7 +87,31 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     if let Some(err) = &outcome.error {
         eprintln!("corral: error: {err}");
     }
+    if let Some(limit) = &outcome.limit_hit {
+        eprintln!("corral: {limit}");
+    }
     Ok(outcome.exit_code)
+}
+
+/// The command-line flags that set profile values, as the last layer.
+fn flag_layer(args: &RunArgs) -> Option<corral_core::profile::ProfileLayer> {
+    use corral_core::profile::{LimitsCfg, ProfileCfg, ProfileLayer};
+    if args.memory.is_none() && args.pids.is_none() && args.timeout.is_none() {
+        return None;
+    }
+    let limits = LimitsCfg {
+        memory_mb: args.memory,
+        pids: args.pids,
+        wall_seconds: args.timeout,
+        ..LimitsCfg::default()
+    };
+    Some(ProfileLayer {
+        origin: "command line".into(),
+        cfg: ProfileCfg {
+            limits: Some(limits),
+            ..ProfileCfg::default()
+        },
+    })
 }
 
 /// Exit code when the user declines the launch at the environment prompt.
