@@ -334,7 +334,7 @@ pub fn parse(origin: &str, text: &str) -> Result<ProfileCfg, ProfileError> {
 fn parse_only(origin: &str, text: &str) -> Result<ProfileCfg, ProfileError> {
     toml::from_str::<ProfileCfg>(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        let message = e.message().trim().to_string();
+        let message = mask_quoted_values(e.message().trim());
         let suggestion = suggest_key(&message);
         ProfileError::Parse {
             origin: origin.to_string(),
@@ -365,6 +365,26 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     (line, column)
+}
+
+/// A value quoted in a parser message (`invalid type: string "ghp_…", expected u64`) may be a
+/// secret put in the wrong place: show it masked.
+fn mask_quoted_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find('"') {
+        let Some(len) = rest[start + 1..].find('"') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let inner = &rest[start + 1..start + 1 + len];
+        out.push('"');
+        out.push_str(&crate::envaudit::mask(inner));
+        out.push('"');
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// serde reports ``unknown field `x`, expected one of `a`, `b` ``: pick the closest expected key.

@@ -291,8 +291,11 @@ pub fn remove_placeholders(list: &[CreatedPlaceholder]) -> Vec<String> {
             FileKind::File | FileKind::Other if meta.is_file() && meta.len() == 0 => fs::remove_file(&p.path),
             _ => Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY)),
         };
-        if let Err(e) = removed {
-            notes.push(format!("left placeholder {} in place: {e}", p.path.display()));
+        match removed {
+            // Another session's clean-up got there first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => notes.push(format!("left placeholder {} in place: {e}", p.path.display())),
+            Ok(()) => {}
         }
     }
     notes

@@ -352,7 +352,15 @@ const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "env.set",
         about: "variables set inside, whatever the host has",
-        value: |p| Val::of(&p.env_set),
+        // Values masked: env.set may hold what should not be printed.
+        value: |p| {
+            let masked: std::collections::BTreeMap<&String, String> = p
+                .env_set
+                .iter()
+                .map(|(k, v)| (k, corral_core::envaudit::mask(v)))
+                .collect();
+            Val::of(&masked)
+        },
         example: "",
         resolved: true,
         project: true,
@@ -981,7 +989,7 @@ network.local_ports = []   # not set by any layer: corral's fallback
 network.allow = []   # not set by any layer: corral's fallback
 network.deny = []   # not set by any layer: corral's fallback
 env.pass = []   # not set by any layer: corral's fallback
-env.set = { A = "1", "B C" = "x\"y" }   # from builtin:x
+env.set = { A = "…(1)", "B C" = "…(3)" }   # from builtin:x
 env.path = ["/bin"]   # from builtin:x
 env.files = []   # not set by any layer: corral's fallback
 env.allow_secrets = []   # not set by any layer: corral's fallback

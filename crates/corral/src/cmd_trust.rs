@@ -100,28 +100,40 @@ struct Review {
 /// Reads `file` and the `.corral.env` beside it (once each) and builds the review. `home` holds
 /// the user's config, which the widenings are measured against.
 fn review(file: &Path, home: &Path, store: &TrustStore) -> anyhow::Result<Review> {
-    let toml = match read_reviewed(file)? {
-        Some(r) => r,
-        None => bail!(
-            "no project file at {} (hint: give its path: `corral trust PATH`)",
-            file.display()
-        ),
-    };
+    let toml = read_reviewed(file)?;
     let env = read_reviewed(&env_file_beside(file))?;
+    if toml.is_none() && env.is_none() {
+        bail!(
+            "no project file at {} nor a {PROJECT_ENV_FILE} beside it (hint: give its path: `corral trust PATH`)",
+            file.display()
+        );
+    }
     let mut text = Vec::new();
-    show_toml(&mut text, store, &toml)?;
+    if let Some(toml) = &toml {
+        show_toml(&mut text, store, toml)?;
+    }
     if let Some(env) = &env {
         show_env(&mut text, store, env)?;
     }
-    show_widenings(&mut text, home, &toml)?;
+    if let Some(toml) = &toml {
+        show_widenings(&mut text, home, toml)?;
+    }
     Ok(Review {
-        files: std::iter::once(toml).chain(env).collect(),
+        files: toml.into_iter().chain(env).collect(),
         text: String::from_utf8_lossy(&text).into_owned(),
     })
 }
 
 /// Reads a file to review; None when it does not exist.
 fn read_reviewed(path: &Path) -> anyhow::Result<Option<Reviewed>> {
+    // Trust is for a file at its own path: a symlink could point at another project's trusted
+    // file (or change target later), so it is refused, as `corral run` refuses it.
+    if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!(
+            "{} is a symlink: corral trusts only a regular file at its own path",
+            path.display()
+        );
+    }
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(Reviewed {
             hash: trust::sha256_hex(&bytes),
@@ -182,6 +194,10 @@ fn record(store: &mut TrustStore, files: &[Reviewed]) -> anyhow::Result<String> 
 fn project_file(path: Option<&Path>, cwd: &Path) -> anyhow::Result<PathBuf> {
     let file = match path {
         Some(p) if p.is_dir() => p.join(PROJECT_FILE),
+        // Naming the env file means its project: the .corral.toml beside it (if any) and itself.
+        Some(p) if p.file_name().is_some_and(|n| n == PROJECT_ENV_FILE) => {
+            env_file_beside(p).with_file_name(PROJECT_FILE)
+        }
         Some(p) => p.to_path_buf(),
         None => {
             let cwd =
@@ -469,7 +485,7 @@ Compared with the built-in default and {r}/home/.config/corral/config.toml, this
         assert_eq!(
             err.to_string(),
             format!(
-                "no project file at {}/home/.corral.toml (hint: give its path: `corral trust PATH`)",
+                "no project file at {}/home/.corral.toml nor a .corral.env beside it (hint: give its path: `corral trust PATH`)",
                 root.display()
             )
         );

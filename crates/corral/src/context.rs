@@ -78,6 +78,7 @@ pub fn invocation(command: Vec<String>, shell: bool, env_flags: Vec<String>) -> 
     let host_env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
+    check_env_flags(&env_flags, &host_env)?;
     let extra_env = host_env
         .get("CORRAL_EXTRA_ENV")
         .map(|v| {
@@ -176,9 +177,10 @@ pub fn project(workspace: &Path, name: &str, base: &[ProfileLayer], home: &Path)
         notes: Vec::new(),
     };
     let path = workspace.join(PROJECT_PROFILE);
+    refuse_symlink(&path)?;
     if path.exists() {
         let text = read(&path)?;
-        let origin = format!("{} (project)", path.display());
+        let origin = path.display().to_string();
         let layer = ProfileLayer::parse(&origin, &text)?;
         if layer.cfg.extends.is_some() {
             bail!("{origin}: extends is not allowed in a project file (use --profile)");
@@ -204,6 +206,7 @@ pub fn project(workspace: &Path, name: &str, base: &[ProfileLayer], home: &Path)
         out.layer = Some(layer);
     }
     let env_path = workspace.join(PROJECT_ENV);
+    refuse_symlink(&env_path)?;
     if env_path.exists() {
         let text = read(&env_path)?;
         if store.is_trusted(&env_path, text.as_bytes()) {
@@ -216,6 +219,47 @@ pub fn project(workspace: &Path, name: &str, base: &[ProfileLayer], home: &Path)
         }
     }
     Ok(out)
+}
+
+/// A project's profile or env file must be a regular file at its own path: trust is recorded per
+/// path, and a symlink could lead to another project's trusted file.
+fn refuse_symlink(path: &Path) -> anyhow::Result<()> {
+    if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!("{} is a symlink: a project's corral files must be regular files (replace the link with the file)", path.display());
+    }
+    Ok(())
+}
+
+/// Checks `--env` arguments: a valid name, not one corral sets itself, and (without `=VALUE`) set
+/// on the host.
+pub fn check_env_flags(flags: &[String], host: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    const CORRAL_OWN: [&str; 7] = [
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "TMPDIR",
+        "PATH",
+        "CORRAL_SANDBOX",
+    ];
+    for f in flags {
+        let name = f.split_once('=').map_or(f.as_str(), |(n, _)| n);
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            bail!("--env {name:?}: not a variable name (letters, digits and _, not starting with a digit)");
+        }
+        if CORRAL_OWN.contains(&name) {
+            bail!("--env {name}: corral sets {name} itself inside the sandbox (PATH comes from env.path)");
+        }
+        if !f.contains('=') && !host.contains_key(name) {
+            bail!("--env {name}: not set here; give a value with --env {name}=VALUE");
+        }
+    }
+    Ok(())
 }
 
 fn env_file(path: &Path, text: &str, source: AuditSource) -> anyhow::Result<EnvFileInput> {
