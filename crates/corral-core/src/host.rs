@@ -220,7 +220,20 @@ fn assess_layer(probe: &HostProbe, layer: Layer) -> (Achieved, String) {
         Layer::Landlock => assess_landlock(probe),
         Layer::Seccomp => assess_seccomp(&probe.seccomp),
         // setrlimit(2) is as old as Linux.
-        Layer::Rlimits => (Achieved::Full, "setrlimit: core, nproc".to_string()),
+        Layer::Rlimits => (
+            Achieved::Full,
+            "setrlimit: core, nproc, fsize, nofile, cpu".to_string(),
+        ),
+        // From the probe alone: is this user's own cgroup writable? (`corral check` replaces this
+        // with a live attempt, which also finds a cgroup delegated by `corral setup`.)
+        Layer::Cgroup => {
+            let d = cgroup_delegation(&probe.cgroups, probe.euid);
+            if d.starts_with("yes") {
+                (Achieved::Full, d)
+            } else {
+                (Achieved::None, "no cgroup this user may write: memory and CPU limits are not enforced, pids falls back to RLIMIT_NPROC; fix: run `sudo corral setup` once".to_string())
+            }
+        }
     }
 }
 
@@ -545,7 +558,7 @@ fn cgroup_delegation(c: &CgroupProbe, euid: u32) -> String {
     if writable.is_empty() {
         format!(
             "no: no cgroup is writable by uid {euid}, so memory and pids limits fall back to \
-             rlimits; fix: as root, create a cgroup and chown it to this user"
+             rlimits; fix: run `sudo corral setup` once"
         )
     } else {
         format!("yes: {} writable by uid {euid}", writable.join(", "))
@@ -835,9 +848,42 @@ mod tests {
                 Layer::Rlimits,
                 Level::Required,
                 Achieved::Full,
-                "setrlimit: core, nproc",
+                "setrlimit: core, nproc, fsize, nofile, cpu",
             ),
         ]
+    }
+
+    /// The cgroup row depends on the fixture's cgroup writability; `cgroup_layer_follows_delegation`
+    /// checks it on its own.
+    fn without_cgroup(reports: Vec<LayerReport>) -> Vec<LayerReport> {
+        reports.into_iter().filter(|r| r.layer != Layer::Cgroup).collect()
+    }
+
+    #[test]
+    fn cgroup_layer_follows_delegation() {
+        let mut probe = this_machine();
+        for h in &mut probe.cgroups.v1 {
+            h.writable = false;
+        }
+        if let Some(v2) = &mut probe.cgroups.v2 {
+            v2.writable = false;
+        }
+        let none = assess(&probe, &all_required())
+            .into_iter()
+            .find(|r| r.layer == Layer::Cgroup)
+            .unwrap();
+        assert_eq!(
+            (none.achieved, none.detail.as_str()),
+            (Achieved::None, "no cgroup this user may write: memory and CPU limits are not enforced, pids falls back to RLIMIT_NPROC; fix: run `sudo corral setup` once")
+        );
+        for h in &mut probe.cgroups.v1 {
+            h.writable = true;
+        }
+        let full = assess(&probe, &all_required())
+            .into_iter()
+            .find(|r| r.layer == Layer::Cgroup)
+            .unwrap();
+        assert_eq!(full.achieved, Achieved::Full);
     }
 
     fn expected(userns: LayerReport, ns: Vec<LayerReport>, landlock: LayerReport) -> Vec<LayerReport> {
@@ -850,7 +896,7 @@ mod tests {
     #[test]
     fn host_this_machine_is_full_everywhere() {
         let probe = this_machine();
-        let reports = assess(&probe, &all_required());
+        let reports = without_cgroup(assess(&probe, &all_required()));
         assert_eq!(
             reports,
             expected(
@@ -883,7 +929,7 @@ netns        full     only lo; egress through corral's proxy
 no_new_privs full     no_new_privs set, capability sets cleared
 landlock     full     ABI 7: filesystem, TCP connect, scoping
 seccomp      full     filter mode: deny list returning EPERM
-rlimits      full     setrlimit: core, nproc
+rlimits      full     setrlimit: core, nproc, fsize, nofile, cpu
 cgroups      hybrid: v1 blkio, cpu, cpuacct, cpuset, devices, freezer, memory, pids; v2 hugetlb
 delegated    yes: v1 memory, v1 pids, v2 writable by uid 0
 overlayfs    works in a user namespace (userxattr)
@@ -895,7 +941,7 @@ result       ok: every required layer is available
     #[test]
     fn host_ubuntu_2404_apparmor_restriction_names_the_fix() {
         let probe = ubuntu_2404();
-        let reports = assess(&probe, &all_required());
+        let reports = without_cgroup(assess(&probe, &all_required()));
         assert_eq!(
             reports,
             expected(
@@ -930,7 +976,7 @@ netns        none     needs a user namespace, which is unavailable (see userns) 
 no_new_privs full     no_new_privs set, capability sets cleared
 landlock     partial  ABI 4: filesystem, TCP connect; missing device ioctl control (ABI 5), abstract-socket and signal scoping (ABI 6); fix: kernel 6.12 or later [required]
 seccomp      full     filter mode: deny list returning EPERM
-rlimits      full     setrlimit: core, nproc
+rlimits      full     setrlimit: core, nproc, fsize, nofile, cpu
 cgroups      v2: cpu, memory, pids
 delegated    yes: v2 writable by uid 1000
 overlayfs    fails in a user namespace: unshare: EPERM
@@ -946,7 +992,7 @@ result       refused: required layer(s) unavailable: userns, mountns, pidns, ipc
             namespaces: all_ns(&Attempt::Works),
             ..ubuntu_2404()
         };
-        let reports = assess(&probe, &all_required());
+        let reports = without_cgroup(assess(&probe, &all_required()));
         assert_eq!(
             reports[0],
             report(
@@ -963,7 +1009,7 @@ result       refused: required layer(s) unavailable: userns, mountns, pidns, ipc
     fn host_without_landlock_and_debian_sysctl() {
         let probe = debian_without_landlock();
         let levels = BTreeMap::from([(Layer::Landlock, Level::BestEffort)]);
-        let reports = assess(&probe, &levels);
+        let reports = without_cgroup(assess(&probe, &levels));
         assert_eq!(
             reports,
             expected(
@@ -998,9 +1044,9 @@ netns        none     needs a user namespace, which is unavailable (see userns) 
 no_new_privs full     no_new_privs set, capability sets cleared
 landlock     none     Landlock not available: kernel 5.10.0-28-amd64 predates it (5.13); fix: kernel 6.12 or later [best effort]
 seccomp      full     filter mode: deny list returning EPERM
-rlimits      full     setrlimit: core, nproc
+rlimits      full     setrlimit: core, nproc, fsize, nofile, cpu
 cgroups      v2: memory, pids
-delegated    no: no cgroup is writable by uid 1000, so memory and pids limits fall back to rlimits; fix: as root, create a cgroup and chown it to this user
+delegated    no: no cgroup is writable by uid 1000, so memory and pids limits fall back to rlimits; fix: run `sudo corral setup` once
 overlayfs    fails in a user namespace: unshare: EPERM
 result       refused: required layer(s) unavailable: userns, mountns, pidns, ipcns, utsns, cgroupns, netns; a launch stops until they are fixed (see above) or set to best_effort
 "
@@ -1014,7 +1060,7 @@ result       refused: required layer(s) unavailable: userns, mountns, pidns, ipc
             landlock_abi: None,
             ..this_machine()
         };
-        let reports = assess(&probe, &all_required());
+        let reports = without_cgroup(assess(&probe, &all_required()));
         assert_eq!(
             reports[8],
             report(
@@ -1030,7 +1076,7 @@ result       refused: required layer(s) unavailable: userns, mountns, pidns, ipc
     fn host_old_kernel_with_landlock_abi_3() {
         let probe = fedora_landlock_abi3();
         let levels = BTreeMap::from([(Layer::Landlock, Level::BestEffort)]);
-        let reports = assess(&probe, &levels);
+        let reports = without_cgroup(assess(&probe, &levels));
         assert_eq!(
             reports,
             expected(
@@ -1064,7 +1110,7 @@ netns        full     only lo; egress through corral's proxy
 no_new_privs full     no_new_privs set, capability sets cleared
 landlock     partial  ABI 3: filesystem; missing TCP connect rules (ABI 4), device ioctl control (ABI 5), abstract-socket and signal scoping (ABI 6); fix: kernel 6.12 or later [best effort]
 seccomp      full     filter mode: deny list returning EPERM
-rlimits      full     setrlimit: core, nproc
+rlimits      full     setrlimit: core, nproc, fsize, nofile, cpu
 cgroups      v2: cpu, io, memory, pids
 delegated    yes: v2 writable by uid 1000
 overlayfs    works in a user namespace (userxattr)
@@ -1152,7 +1198,7 @@ result       ok: every required layer is available; degraded (best effort): land
             },
             ..base
         };
-        let reports = assess(&probe, &all_required());
+        let reports = without_cgroup(assess(&probe, &all_required()));
         let details: Vec<(Layer, Achieved, &str)> = reports[1..7]
             .iter()
             .map(|r| (r.layer, r.achieved, r.detail.as_str()))

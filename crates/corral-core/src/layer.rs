@@ -30,13 +30,15 @@ pub enum Layer {
     Landlock,
     /// seccomp-bpf deny list.
     Seccomp,
-    /// rlimits (core, nproc).
+    /// rlimits (core, nproc, fsize, nofile, cpu).
     Rlimits,
+    /// A cgroup for the session: memory, pids and CPU limits, and killing the whole session.
+    Cgroup,
 }
 
 impl Layer {
     /// Every layer, in the order the launch applies them.
-    pub const ALL: [Layer; 11] = [
+    pub const ALL: [Layer; 12] = [
         Layer::Userns,
         Layer::Mountns,
         Layer::Pidns,
@@ -48,6 +50,7 @@ impl Layer {
         Layer::Landlock,
         Layer::Seccomp,
         Layer::Rlimits,
+        Layer::Cgroup,
     ];
 
     /// The name used in profiles, reports and errors.
@@ -64,6 +67,7 @@ impl Layer {
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
             Layer::Rlimits => "rlimits",
+            Layer::Cgroup => "cgroup",
         }
     }
 }

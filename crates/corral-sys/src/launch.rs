@@ -9,6 +9,7 @@
 //! exec of a non-root uid would drop them), and execs. Terminal state is saved before and restored
 //! after, whatever happened inside.
 
+use crate::cgroup::{CgroupEvents, CgroupHost, CgroupLimits, SessionCgroup};
 use crate::ll;
 use crate::protocol::{InitMsg, EARLY_FAILURE_MAGIC, EARLY_STAGES};
 use crate::watch::Watcher;
@@ -79,6 +80,14 @@ pub enum LaunchError {
         source: std::io::Error,
         /// A likely fix.
         hint: Option<String>,
+    },
+    /// A required layer is not available.
+    #[error("the {layer} layer is required but not available: {detail}")]
+    Required {
+        /// Which layer.
+        layer: String,
+        /// Why, and the fix.
+        detail: String,
     },
     /// Another supervisor step failed.
     #[error("{op}: {source}")]
@@ -157,6 +166,19 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
     )
     .map_err(|e| step("socketpair(AF_UNIX, SOCK_STREAM)")(e.into()))?;
     let child = ChildArgs::new(plan, &theirs)?;
+    let watcher = Watcher::new(plan).map_err(step("inotify_init1"))?;
+
+    // The session cgroup exists before the child does, and init joins it before it receives its
+    // plan, so nothing of the sandbox ever runs outside it. Removed (everything in it killed) on
+    // every way out of this function.
+    let (cgroup, cgroup_report) = session_cgroup(plan)?;
+    if cgroup_report.refuses_launch() {
+        return Err(LaunchError::Required {
+            layer: "cgroup".into(),
+            detail: cgroup_report.detail,
+        });
+    }
+    let cgroup = CgroupGuard(cgroup);
 
     let all: u64 = NAMESPACES.iter().map(|(_, f, _)| f).fold(0, |a, f| a | f);
     let required: u64 = NAMESPACES
@@ -173,6 +195,15 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         Err(e) => return Err(clone_error(all, e)),
     };
     drop(theirs);
+    if let Some(cg) = &cgroup.0 {
+        if let Err(e) = cg.attach(pid) {
+            let _ = ll::kill(pid, libc::SIGKILL);
+            let _ = ll::wait_blocking(pid);
+            return Err(step(e.to_string())(std::io::Error::other(
+                "attaching init to the session cgroup",
+            )));
+        }
+    }
     let mut layers: Vec<LayerReport> = NAMESPACES
         .iter()
         .filter(|(l, _, _)| *l != Layer::Mountns)
@@ -191,8 +222,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
             },
         })
         .collect();
-
-    let watcher = Watcher::new(plan).map_err(step("inotify_init1"))?;
+    layers.push(cgroup_report);
 
     let mut ctl = UnixStream::from(ours);
     let mut line = serde_json::to_vec(plan).map_err(|e| step("serialise plan")(e.into()))?;
@@ -213,6 +243,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
     };
     let (status, msgs) = supervise(pid, &ctl, &mut ctx)?;
     let timed_out = ctx.timed_out;
+    let events = cgroup.0.as_ref().map(|cg| cg.events()).unwrap_or_default();
     // What the command did just before it exited may not have been read yet.
     for line in watcher.handle(None) {
         observer.note(&line);
@@ -222,7 +253,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         layers: Vec::new(),
         error: None,
         pid: None,
-        limit_hit: limit_hit(plan, ll::exit_code_of(status), timed_out),
+        limit_hit: limit_hit(plan, ll::exit_code_of(status), timed_out, &events),
     };
     for m in msgs {
         match m {
@@ -253,9 +284,80 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
     Ok(outcome)
 }
 
-/// Which limit, if any, ended the session, in words ("raise it with --timeout").
-fn limit_hit(plan: &Plan, exit_code: i32, timed_out: bool) -> Option<String> {
+/// The session cgroup, killed and removed when dropped (on every way out of the launch).
+struct CgroupGuard(Option<SessionCgroup>);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(cg) = self.0.take() {
+            cg.kill_all();
+            // A cgroup that cannot be removed is left empty; `corral gc` is not needed for it:
+            // the kernel frees an empty cgroup's memory, and its name is unique to this session.
+            let _ = cg.remove();
+        }
+    }
+}
+
+/// Bytes in a MiB.
+const MIB: u64 = 1024 * 1024;
+/// cgroup CPU period for `limits.cpus` (the kernel's default, 100 ms).
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// Creates the session cgroup with the plan's limits, and reports what was achieved.
+fn session_cgroup(plan: &Plan) -> Result<(Option<SessionCgroup>, LayerReport), LaunchError> {
     let l = &plan.limits;
+    // cpus is a small positive rate (e.g. 1.5): the quota fits in u64 after clamping.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let quota = l.cpus.map(|c| {
+        (
+            (c.clamp(0.01, 4096.0) * CPU_PERIOD_US as f64) as u64,
+            CPU_PERIOD_US,
+        )
+    });
+    let limits = CgroupLimits {
+        memory_bytes: l.memory_mb.map(|m| m.saturating_mul(MIB)),
+        pids: Some(l.pids),
+        cpu_quota_us_per_period: quota,
+    };
+    let host = CgroupHost::current().map_err(step("reading /proc/self/cgroup and /proc/self/mountinfo"))?;
+    let uid = rustix::process::geteuid().as_raw();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let id = format!("{}-{nanos:x}", std::process::id());
+    let (cg, outcome) = SessionCgroup::create(&host, uid, &id, &limits)
+        .map_err(|e| step("creating the session cgroup")(std::io::Error::other(e.to_string())))?;
+    // At launch, one sentence with the fix; `corral check` shows the whole probe.
+    let detail = match outcome.achieved {
+        Achieved::None => "no cgroup this user may write: the memory and CPU limits are not enforced and processes are limited by RLIMIT_NPROC only; fix: run `sudo corral setup` once (`corral check` says more)".to_string(),
+        Achieved::Partial | Achieved::Full => outcome.detail,
+    };
+    let report = LayerReport {
+        layer: Layer::Cgroup,
+        level: level(plan, Layer::Cgroup),
+        achieved: outcome.achieved,
+        detail,
+    };
+    Ok((cg, report))
+}
+
+/// Which limit, if any, ended the session, in words ("raise it with --timeout").
+fn limit_hit(plan: &Plan, exit_code: i32, timed_out: bool, events: &CgroupEvents) -> Option<String> {
+    let l = &plan.limits;
+    if events.oom_kills > 0 {
+        let mb = l.memory_mb.unwrap_or(0);
+        return Some(format!(
+            "the memory limit was hit: {} process(es) killed for using {mb} MiB, the memory limit (limits.memory_mb); raise it with --memory",
+            events.oom_kills
+        ));
+    }
+    if events.pids_max_hits > 0 && !timed_out && !matches!(exit_code - 128, libc::SIGXCPU | libc::SIGXFSZ) {
+        return Some(format!(
+            "the process limit was hit: {} fork(s) refused at {} processes (limits.pids); raise it with --pids",
+            events.pids_max_hits, l.pids
+        ));
+    }
     if timed_out {
         let s = l.wall_seconds.unwrap_or(0);
         return Some(format!(

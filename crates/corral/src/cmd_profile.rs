@@ -492,7 +492,8 @@ fn layer_about(layer: Layer) -> &'static str {
         Layer::NoNewPrivs => "no_new_privs and cleared capability sets",
         Layer::Landlock => "Landlock filesystem, TCP and scope rules",
         Layer::Seccomp => "seccomp-bpf deny list",
-        Layer::Rlimits => "rlimits (core dumps, processes)",
+        Layer::Rlimits => "rlimits (core dumps, processes, file size, open files, CPU time)",
+        Layer::Cgroup => "a session cgroup: memory, pids and CPU limits (needs `sudo corral setup` once)",
     }
 }
 

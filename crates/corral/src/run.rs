@@ -237,7 +237,16 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
     let (name, layers) = context::base_layers(args.profile.as_deref(), &home)?;
     let profile = corral_core::profile::resolve(&name, &layers)?;
     let probe = corral_sys::probe::probe_host(Path::new("/proc"), Path::new("/sys"));
-    let reports = corral_core::host::assess(&probe, &profile.layers);
+    let mut reports = corral_core::host::assess(&probe, &profile.layers);
+    // The cgroup layer from a live attempt: it also finds a cgroup delegated by `corral setup`.
+    if let Some(r) = reports
+        .iter_mut()
+        .find(|r| r.layer == corral_core::layer::Layer::Cgroup)
+    {
+        let (achieved, detail) = corral_sys::cgroup::try_session_cgroup();
+        r.achieved = achieved;
+        r.detail = detail;
+    }
     if args.json {
         let out = serde_json::json!({ "host": probe, "layers": reports });
         println!("{}", serde_json::to_string_pretty(&out)?);
