@@ -32,6 +32,9 @@ enum Command {
     },
     /// Write a commented .corral.toml for this project (it may only tighten the built-in policy).
     Init(crate::cmd_profile::InitArgs),
+    /// As root, once: delegate a cgroup to a user (memory, pids, CPU limits) and allow user
+    /// namespaces where Ubuntu's AppArmor restricts them; --undo reverts.
+    Setup(crate::cmd_setup::SetupArgs),
 }
 
 /// Flags of `corral run`.
@@ -89,5 +92,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Trust(args) => crate::cmd_trust::trust(&args, cli.yes),
         Command::Profile { cmd } => crate::cmd_profile::profile(&cmd),
         Command::Init(args) => crate::cmd_profile::init(&args),
+        Command::Setup(args) => crate::cmd_setup::setup(&args),
     }
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd_profile;
+mod cmd_setup;
 mod cmd_trust;
 mod context;
 mod run;
