@@ -506,11 +506,15 @@ pub fn render_check(probe: &HostProbe, reports: &[LayerReport]) -> String {
         ));
     }
     push_info(&mut out, "cgroups", &cgroup_mode(&probe.cgroups));
-    push_info(
-        &mut out,
-        "delegated",
-        &cgroup_delegation(&probe.cgroups, probe.euid),
-    );
+    // A cgroup layer that was had (`corral check` makes a live attempt, which also finds a
+    // directory delegated by `corral setup`) answers the question better than the probe.
+    let delegated = match reports.iter().find(|r| r.layer == Layer::Cgroup) {
+        Some(r) if r.achieved != Achieved::None => {
+            "yes: a session cgroup can be made (see the cgroup layer)".to_string()
+        }
+        _ => cgroup_delegation(&probe.cgroups, probe.euid),
+    };
+    push_info(&mut out, "delegated", &delegated);
     push_info(&mut out, "overlayfs", &overlay_line(&probe.overlay_in_userns));
     push_info(&mut out, "result", &result_line(reports));
     out

@@ -176,8 +176,13 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     set_parent_process_death_signal(Some(Signal::KILL))
         .map_err(|e| step("prctl(PR_SET_PDEATHSIG)")(e.into()))?;
 
-    // The plan: one JSON line. EOF means the supervisor is gone.
+    // The plan: one JSON line. EOF means the supervisor is gone. The supervisor sends it only
+    // after it moved this process into the session cgroup.
     let plan = read_plan(ctl)?;
+
+    // The cgroup namespace now, not at clone: only after joining the session cgroup is the
+    // namespace rooted there, so the sandbox sees `/` as its cgroup and nothing of the host tree.
+    let cgroupns = unshare_cgroupns(&plan)?;
 
     // Mounts made from here on must not propagate to the host, and pivot_root refuses a shared
     // root (EINVAL on systemd hosts, where `/` is shared).
@@ -229,6 +234,7 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     let filter = seccomp::compile(&plan.seccomp)?;
 
     let reports = vec![
+        cgroupns,
         report(
             &plan,
             Layer::Mountns,
@@ -286,6 +292,30 @@ fn landlock_policy(plan: &Plan, program: &Path) -> corral_core::landlock_policy:
         seen.push(real);
     }
     policy
+}
+
+/// `unshare(CLONE_NEWCGROUP)`, reported as the cgroupns layer; an error only when it is required.
+fn unshare_cgroupns(plan: &Plan) -> Result<LayerReport, InitError> {
+    // SAFETY: CLONE_NEWCGROUP only changes this process's cgroup namespace; it does not unshare
+    // the file table or memory that the rest of this process relies on (the concern that made
+    // rustix mark unshare unsafe).
+    match unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+        .map_err(std::io::Error::from)
+    {
+        Ok(()) => Ok(report(
+            plan,
+            Layer::Cgroupns,
+            Achieved::Full,
+            "cgroup tree rooted at the session cgroup".into(),
+        )),
+        Err(e) if level(plan, Layer::Cgroupns) == Level::BestEffort => Ok(report(
+            plan,
+            Layer::Cgroupns,
+            Achieved::None,
+            format!("unshare(CLONE_NEWCGROUP): {e}"),
+        )),
+        Err(e) => Err(step("unshare(CLONE_NEWCGROUP)")(e)),
+    }
 }
 
 fn level(plan: &Plan, layer: Layer) -> Level {

@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 /// Namespace layers and their clone flags, in the order they are reported.
-const NAMESPACES: [(Layer, u64, &str); 7] = [
+const NAMESPACES: [(Layer, u64, &str); 6] = [
     (
         Layer::Userns,
         libc::CLONE_NEWUSER as u64,
@@ -40,11 +40,6 @@ const NAMESPACES: [(Layer, u64, &str); 7] = [
         "own System V IPC and POSIX message queues",
     ),
     (Layer::Utsns, libc::CLONE_NEWUTS as u64, "hostname corral"),
-    (
-        Layer::Cgroupns,
-        libc::CLONE_NEWCGROUP as u64,
-        "cgroup tree rooted at the sandbox",
-    ),
     (
         Layer::Netns,
         libc::CLONE_NEWNET as u64,
@@ -129,6 +124,8 @@ pub trait Observer {
     /// Something that happened during the session the user must hear about (e.g. a protection
     /// re-applied after the host replaced a file).
     fn note(&mut self, line: &str);
+    /// The session cgroup's directories, as soon as they exist (to be recorded for clean-up).
+    fn cgroup(&mut self, paths: &[std::path::PathBuf]);
 }
 
 /// Launches the plan and waits for the sandbox to end.
@@ -179,6 +176,9 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         });
     }
     let cgroup = CgroupGuard(cgroup);
+    if let Some(cg) = &cgroup.0 {
+        observer.cgroup(&cg.paths().map(std::path::Path::to_path_buf).collect::<Vec<_>>());
+    }
 
     let all: u64 = NAMESPACES.iter().map(|(_, f, _)| f).fold(0, |a, f| a | f);
     let required: u64 = NAMESPACES
@@ -386,7 +386,7 @@ fn flag_names(flags: u64) -> String {
             Layer::Pidns => "CLONE_NEWPID",
             Layer::Ipcns => "CLONE_NEWIPC",
             Layer::Utsns => "CLONE_NEWUTS",
-            Layer::Cgroupns => "CLONE_NEWCGROUP",
+            Layer::Cgroupns => "CLONE_NEWCGROUP (unshared by init)",
             Layer::Netns => "CLONE_NEWNET",
             _ => "CLONE_NEWNS",
         })

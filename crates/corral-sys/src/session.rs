@@ -61,6 +61,9 @@ pub struct SessionState {
     /// workspace to end.
     #[serde(default)]
     pub finished: bool,
+    /// The session cgroup's directories (removed by `gc` if the supervisor was killed).
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// A running session's directory and state.
@@ -166,6 +169,7 @@ impl Session {
             workspace: workspace.to_path_buf(),
             placeholders: Vec::new(),
             finished: false,
+            cgroups: Vec::new(),
         };
         let mut s = Session {
             dir,
@@ -249,6 +253,12 @@ impl Session {
         self.state.placeholders = created;
         self.save()?;
         failure.map_or(Ok(unneeded), Err)
+    }
+
+    /// Records the session cgroup's directories.
+    pub fn record_cgroups(&mut self, paths: &[PathBuf]) -> Result<(), SessionError> {
+        self.state.cgroups = paths.to_vec();
+        self.save()
     }
 
     /// Ends the session: marks it finished, then removes the placeholders of every ended session in
@@ -353,6 +363,15 @@ fn collect(root: &Path) -> Collected {
         }
     }
     out.notes = remove_placeholders(&all);
+    // The cgroup of a killed session: empty (its processes died with its pid namespace); rmdir.
+    for (_, s) in &ended {
+        for dir in &s.cgroups {
+            if std::fs::remove_dir(dir).is_ok() && !s.finished {
+                out.killed
+                    .push(format!("session {}: removed cgroup {}", s.id, dir.display()));
+            }
+        }
+    }
     for (dir, s) in ended {
         if fs::remove_dir_all(dir).is_ok() && !s.finished {
             out.killed

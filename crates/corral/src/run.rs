@@ -66,19 +66,17 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         eprintln!("corral: cleaned up after a killed session: {line}");
     }
     let mut session = Session::create(&root, &workspace)?;
-    let result = session
-        .create_placeholders(&plan.placeholders)
-        .map_err(anyhow::Error::from)
-        .and_then(|unneeded| {
+    let result = match session.create_placeholders(&plan.placeholders) {
+        Ok(unneeded) => {
             plan.drop_placeholders(&unneeded);
-            corral_sys::launch::launch(
-                &plan,
-                &mut Reporter {
-                    verbose: args.verbose,
-                },
-            )
-            .map_err(anyhow::Error::from)
-        });
+            let mut reporter = Reporter {
+                verbose: args.verbose,
+                session: &mut session,
+            };
+            corral_sys::launch::launch(&plan, &mut reporter).map_err(anyhow::Error::from)
+        }
+        Err(e) => Err(anyhow::Error::from(e)),
+    };
     // Placeholders and the session directory go on every path out, success or not.
     for note in session.finish() {
         eprintln!("corral: {note}");
@@ -188,11 +186,18 @@ fn ask(question: &str) -> anyhow::Result<bool> {
 }
 
 /// What the user sees while the sandbox runs.
-struct Reporter {
+struct Reporter<'a> {
     verbose: bool,
+    session: &'a mut Session,
 }
 
-impl corral_sys::launch::Observer for Reporter {
+impl corral_sys::launch::Observer for Reporter<'_> {
+    fn cgroup(&mut self, paths: &[std::path::PathBuf]) {
+        // Recorded so that `corral gc` can remove it if this supervisor is killed.
+        if let Err(e) = self.session.record_cgroups(paths) {
+            eprintln!("corral: warning: could not record the session cgroup for `corral gc`: {e}");
+        }
+    }
     fn layers(&mut self, layers: &[LayerReport]) {
         report_layers(layers, self.verbose);
     }

@@ -330,7 +330,7 @@ fn user_namespaces_blocked_names_the_failure_and_the_fix() {
     }
     assert_code(&o, 125);
     let err = stderr(&o);
-    assert!(err.contains("clone(CLONE_NEWCGROUP|CLONE_NEWIPC|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUSER|CLONE_NEWUTS): No space left on device"), "{err}");
+    assert!(err.contains("clone(CLONE_NEWIPC|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUSER|CLONE_NEWUTS): No space left on device"), "{err}");
     assert!(
         err.contains("hint: the per-user namespace limit is reached: raise user.max_user_namespaces"),
         "{err}"
