@@ -48,7 +48,6 @@
 //! rounds; a fork bomb without a pids limit could outrun it. The caller must call `remove`:
 //! nothing is removed on drop.
 
-use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::fd::OwnedFd;
@@ -190,20 +189,7 @@ struct SessionDir {
     path: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Version {
-    V1,
-    V2,
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Version::V1 => "v1",
-            Version::V2 => "v2",
-        })
-    }
-}
+use crate::mountinfo::{cgroup_mounts as parse_mountinfo, CgroupMount, CgroupVersion as Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Controller {
@@ -1050,71 +1036,6 @@ fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
             })
         })
         .collect()
-}
-
-/// A `cgroup` (v1) or `cgroup2` mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CgroupMount {
-    version: Version,
-    /// The directory of the hierarchy mounted here (`/` unless a subtree was mounted).
-    root: String,
-    mount_point: String,
-    /// Superblock options; for v1 they name the controllers (`rw,memory`, `rw,cpu,cpuacct`).
-    super_options: Vec<String>,
-}
-
-/// The cgroup mounts of `/proc/<pid>/mountinfo` (proc(5): `id parent major:minor root
-/// mount-point options [optional fields…] - fstype source super-options`).
-fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let separator = fields.iter().position(|f| *f == "-")?;
-            let version = match *fields.get(separator + 1)? {
-                "cgroup" => Version::V1,
-                "cgroup2" => Version::V2,
-                _ => return None,
-            };
-            Some(CgroupMount {
-                version,
-                root: unescape_mount_field(fields.get(3)?),
-                mount_point: unescape_mount_field(fields.get(4)?),
-                super_options: fields
-                    .get(separator + 3)?
-                    .split(',')
-                    .map(str::to_string)
-                    .collect(),
-            })
-        })
-        .collect()
-}
-
-/// Undoes the kernel's octal escapes in mount fields (`\040` space, `\011` tab, `\012` newline,
-/// `\134` backslash; fs/proc_namespace.c `mangle`).
-fn unescape_mount_field(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| b == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
-            .and_then(|d| {
-                let value = d.iter().fold(0_u32, |acc, c| acc * 8 + u32::from(c - b'0'));
-                u8::try_from(value).ok()
-            });
-        match octal {
-            Some(value) => {
-                out.push(value);
-                i += 4;
-            }
-            None => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The symbolic name of an OS error (strace style), `errno N` for the rare ones.

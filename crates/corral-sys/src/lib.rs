@@ -7,6 +7,7 @@ pub mod init;
 pub mod landlock;
 pub mod launch;
 pub mod ll;
+pub mod mountinfo;
 pub mod mounts;
 pub mod probe;
 pub mod protocol;

@@ -451,16 +451,10 @@ struct Membership {
 }
 
 /// A `cgroup` or `cgroup2` mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CgroupMount {
-    /// `cgroup` (v1) or `cgroup2`.
-    fstype: String,
-    /// The directory of the hierarchy mounted here (`/` unless a subtree was mounted).
-    root: String,
-    mount_point: String,
-    /// Superblock options; for v1 they name the controllers (`rw,memory`, `rw,name=systemd`).
-    super_options: Vec<String>,
-}
+use crate::mountinfo::{
+    cgroup_mounts as parse_mountinfo, cgroup_mounts_from_proc_mounts as parse_proc_mounts, CgroupMount,
+    CgroupVersion,
+};
 
 fn probe_cgroups(proc_root: &Path, sys_root: &Path) -> CgroupProbe {
     let memberships = fs::read_to_string(proc_root.join("self/cgroup"))
@@ -477,7 +471,8 @@ fn probe_cgroups(proc_root: &Path, sys_root: &Path) -> CgroupProbe {
         .filter(|m| m.hierarchy_id != 0)
         .map(|m| {
             let mount = mounts.iter().find(|mnt| {
-                mnt.fstype == "cgroup" && m.controllers.iter().all(|c| mnt.super_options.contains(c))
+                mnt.version == CgroupVersion::V1
+                    && m.controllers.iter().all(|c| mnt.super_options.contains(c))
             });
             let dir = mount.and_then(|mnt| cgroup_dir(sys_root, mnt, &m.path));
             CgroupV1Hierarchy {
@@ -494,7 +489,7 @@ fn probe_cgroups(proc_root: &Path, sys_root: &Path) -> CgroupProbe {
         .and_then(|m| {
             let (mount, dir) = mounts
                 .iter()
-                .filter(|mnt| mnt.fstype == "cgroup2")
+                .filter(|mnt| mnt.version == CgroupVersion::V2)
                 .find_map(|mnt| Some((mnt, cgroup_dir(sys_root, mnt, &m.path)?)))?;
             Some(CgroupV2Hierarchy {
                 path: m.path.clone(),
@@ -528,81 +523,6 @@ fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
             })
         })
         .collect()
-}
-
-/// The cgroup mounts of `/proc/<pid>/mountinfo` (proc(5): `id parent major:minor root
-/// mount-point options [optional fields…] - fstype source super-options`).
-fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let separator = fields.iter().position(|f| *f == "-")?;
-            let fstype = *fields.get(separator + 1)?;
-            if fstype != "cgroup" && fstype != "cgroup2" {
-                return None;
-            }
-            Some(CgroupMount {
-                fstype: fstype.to_string(),
-                root: unescape_mount_field(fields.get(3)?),
-                mount_point: unescape_mount_field(fields.get(4)?),
-                super_options: split_options(fields.get(separator + 3)?),
-            })
-        })
-        .collect()
-}
-
-/// The cgroup mounts of `/proc/mounts` (`source mount-point fstype options 0 0`), used when
-/// mountinfo is missing; it does not say which subtree is mounted, so the root is taken as `/`.
-fn parse_proc_mounts(text: &str) -> Vec<CgroupMount> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split(' ');
-            let _source = fields.next()?;
-            let mount_point = unescape_mount_field(fields.next()?);
-            let fstype = fields.next()?;
-            if fstype != "cgroup" && fstype != "cgroup2" {
-                return None;
-            }
-            Some(CgroupMount {
-                fstype: fstype.to_string(),
-                root: "/".to_string(),
-                mount_point,
-                super_options: split_options(fields.next()?),
-            })
-        })
-        .collect()
-}
-
-fn split_options(options: &str) -> Vec<String> {
-    options.split(',').map(str::to_string).collect()
-}
-
-/// Undoes the kernel's octal escapes in mount fields (`\040` space, `\011` tab, `\012` newline,
-/// `\134` backslash; fs/proc_namespace.c `mangle`).
-fn unescape_mount_field(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| b == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
-            .and_then(|d| {
-                let value = d.iter().fold(0_u32, |acc, c| acc * 8 + u32::from(c - b'0'));
-                u8::try_from(value).ok()
-            });
-        match octal {
-            Some(value) => {
-                out.push(value);
-                i += 4;
-            }
-            None => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The directory of cgroup `path` in `mount`, with a mount point under `/sys` looked up under
@@ -731,7 +651,7 @@ mod tests {
     #[test]
     fn probe_cgroup_dir_respects_the_mounted_subtree() {
         let mount = CgroupMount {
-            fstype: "cgroup2".to_string(),
+            version: CgroupVersion::V2,
             root: "/docker/abc".to_string(),
             mount_point: "/sys/fs/cgroup".to_string(),
             super_options: vec!["rw".to_string()],

@@ -1015,73 +1015,7 @@ fn errno(e: &io::Error) -> String {
 // ---------------------------------------------------------------------------------------------
 // mountinfo (corral_sys::cgroup parses it too, privately)
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CgroupVersion {
-    V1,
-    V2,
-}
-
-/// A `cgroup` or `cgroup2` mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CgroupMount {
-    version: CgroupVersion,
-    /// The directory of the hierarchy mounted here (`/` unless a subtree was mounted).
-    root: String,
-    mount_point: String,
-    /// Superblock options; for v1 they name the controllers (`rw,cpu,cpuacct`).
-    super_options: Vec<String>,
-}
-
-/// The cgroup mounts in `/proc/self/mountinfo` (proc(5): `id parent major:minor root
-/// mount-point options [optional fields…] - fstype source super-options`).
-fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let separator = fields.iter().position(|f| *f == "-")?;
-            let version = match *fields.get(separator + 1)? {
-                "cgroup" => CgroupVersion::V1,
-                "cgroup2" => CgroupVersion::V2,
-                _ => return None,
-            };
-            Some(CgroupMount {
-                version,
-                root: unescape(fields.get(3)?),
-                mount_point: unescape(fields.get(4)?),
-                super_options: fields
-                    .get(separator + 3)?
-                    .split(',')
-                    .map(str::to_string)
-                    .collect(),
-            })
-        })
-        .collect()
-}
-
-/// Undoes the kernel's octal escapes in mountinfo fields (`\040` space, `\011` tab, `\012`
-/// newline, `\134` backslash; fs/proc_namespace.c `mangle`).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| b == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
-            .and_then(|d| u8::try_from(d.iter().fold(0_u32, |acc, c| acc * 8 + u32::from(c - b'0'))).ok());
-        match octal {
-            Some(value) => {
-                out.push(value);
-                i += 4;
-            }
-            None => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+use corral_sys::mountinfo::{cgroup_mounts as parse_mountinfo, CgroupMount, CgroupVersion};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -13,35 +13,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-/// Every entry under `dir`, recursively, as `relative-path kind size`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = p.symlink_metadata() else { continue };
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            let kind = if m.is_dir() {
-                "dir"
-            } else if m.file_type().is_symlink() {
-                "link"
-            } else {
-                "file"
-            };
-            out.push(format!("{rel} {kind} {}", if m.is_dir() { 0 } else { m.len() }));
-            if m.is_dir() {
-                walk(base, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
 /// A fixture with a small project and a home secret, so that "changed nothing" means something.
 fn fixture() -> Fixture {
     let fx = Fixture::new();

@@ -23,7 +23,7 @@ use common::*;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,6 @@ const SAFETY_TIMEOUT: &str = "30s";
 const GONE_WITHIN: Duration = Duration::from_secs(5);
 /// How long a sandbox may take to start a command (slow, shared machines).
 const START_WITHIN: Duration = Duration::from_secs(20);
-/// Poll interval of the bounded waits.
-const POLL: Duration = Duration::from_millis(20);
 /// Bytes in a MiB.
 const MIB: u64 = 1024 * 1024;
 /// The exit code of a command killed by SIGKILL (128 + 9).
@@ -45,20 +43,6 @@ const XCPU: i32 = 128 + 24;
 const XFSZ: i32 = 128 + 25;
 /// The skip reason of every cgroup-dependent test.
 const NO_CGROUP: &str = "no cgroup delegated to the test user: run `corral setup --user corral-test` as root";
-
-/// Polls `f` every [`POLL`] until it holds or `limit` has passed; returns whether it held.
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() >= limit {
-            return false;
-        }
-        std::thread::sleep(POLL);
-    }
-}
 
 /// `corral run --yes [--timeout 30s] OPTS -- CMD..` from the workspace (the safety-net timeout is
 /// left out when `opts` sets its own).
@@ -161,32 +145,6 @@ struct KillPythons(String);
 impl Drop for KillPythons {
     fn drop(&mut self) {
         sigkill_all(&python_pids(&self.0));
-    }
-}
-
-/// A spawned process that is SIGKILLed and reaped on drop.
-struct Reaped(Child);
-
-impl Reaped {
-    fn pid(&self) -> i32 {
-        i32::try_from(self.0.id()).unwrap()
-    }
-
-    /// Waits up to `limit` for the exit; None if still running.
-    fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let mut status = None;
-        wait_until(limit, || {
-            status = self.0.try_wait().unwrap();
-            status.is_some()
-        });
-        status
-    }
-}
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -26,22 +26,6 @@ use std::time::{Duration, Instant};
 const GONE_WITHIN: Duration = Duration::from_secs(5);
 /// How long a sandbox may take to start a command (slow, shared machines).
 const START_WITHIN: Duration = Duration::from_secs(20);
-/// Poll interval of the bounded waits.
-const POLL: Duration = Duration::from_millis(20);
-
-/// Polls `f` every [`POLL`] until it holds or `limit` has passed; returns whether it held.
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() >= limit {
-            return false;
-        }
-        std::thread::sleep(POLL);
-    }
-}
 
 /// A `sleep` duration unique to this test process: `<base><pid>`, e.g. `300.12345678`.
 fn marker(base: &str) -> String {
@@ -90,61 +74,6 @@ impl Drop for KillMarkers {
             }
         }
     }
-}
-
-/// A spawned process that is SIGKILLed and reaped on drop.
-struct Reaped(Child);
-
-impl Reaped {
-    fn pid(&self) -> i32 {
-        i32::try_from(self.0.id()).unwrap()
-    }
-
-    /// Waits up to `limit` for the exit; None if still running.
-    fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let mut status = None;
-        wait_until(limit, || {
-            status = self.0.try_wait().unwrap();
-            status.is_some()
-        });
-        status
-    }
-}
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Every entry under `dir`, recursively, as `relative-path kind size`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = p.symlink_metadata() else { continue };
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            let kind = if m.is_dir() {
-                "dir"
-            } else if m.file_type().is_symlink() {
-                "link"
-            } else {
-                "file"
-            };
-            out.push(format!("{rel} {kind} {}", if m.is_dir() { 0 } else { m.len() }));
-            if m.is_dir() {
-                walk(base, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 /// Plants a few ordinary project files so that listings are not trivially empty.

@@ -49,35 +49,6 @@ const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 /// The project file of tests 1 and 3: two widenings.
 const WIDENING: &str = "[filesystem]\nread_write = [\"~/extra\"]\n[network]\nlocal_ports = [8080]\n";
 
-/// Every entry under `dir`, recursively, as `relative-path kind size`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = p.symlink_metadata() else { continue };
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            let kind = if m.is_dir() {
-                "dir"
-            } else if m.file_type().is_symlink() {
-                "link"
-            } else {
-                "file"
-            };
-            out.push(format!("{rel} {kind} {}", if m.is_dir() { 0 } else { m.len() }));
-            if m.is_dir() {
-                walk(base, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
 /// `corral ARGS` from the workspace with extra host variables `env`; fixture files are given to
 /// the sandbox user first.
 fn corral(fx: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Output {

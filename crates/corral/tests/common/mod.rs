@@ -233,3 +233,78 @@ pub fn userns_available() -> bool {
     let o = fx.sh("true");
     o.status.success()
 }
+
+/// Every entry under `dir`, recursively, as `relative-path kind size`, sorted (to show that a
+/// refused launch changed nothing).
+pub fn listing(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = p.symlink_metadata() else { continue };
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let kind = if m.is_dir() {
+                "dir"
+            } else if m.file_type().is_symlink() {
+                "link"
+            } else {
+                "file"
+            };
+            out.push(format!("{rel} {kind} {}", if m.is_dir() { 0 } else { m.len() }));
+            if m.is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Poll interval of [`wait_until`].
+pub const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Polls `f` every [`WAIT_POLL`] until it holds or `limit` has passed; returns whether it held.
+pub fn wait_until(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(WAIT_POLL);
+    }
+}
+
+/// A child that is killed and reaped when dropped, whatever the test's outcome.
+#[derive(Debug)]
+pub struct Reaped(pub std::process::Child);
+
+impl Reaped {
+    /// Its pid.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.0.id()).unwrap()
+    }
+
+    /// Waits up to `limit` for the exit; None if still running.
+    pub fn wait_for_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        wait_until(limit, || {
+            status = self.0.try_wait().unwrap();
+            status.is_some()
+        });
+        status
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
