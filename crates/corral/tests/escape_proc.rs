@@ -61,7 +61,15 @@ impl HostProcess {
     fn sleeper(fx: &Fixture) -> HostProcess {
         let mut c = user_command(fx, "sleep");
         c.arg("300");
-        HostProcess(c.spawn().unwrap())
+        let p = HostProcess(c.spawn().unwrap());
+        // Until setpriv has exec'd sleep, the pid is setpriv's (and still root's): the controls
+        // would look at the wrong process on a loaded machine.
+        let cmdline = format!("/proc/{}/cmdline", p.pid());
+        let execd = wait_until(std::time::Duration::from_secs(10), || {
+            std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(b"sleep\0"))
+        });
+        assert!(execd, "the sentinel did not start");
+        p
     }
 
     fn pid(&self) -> u32 {
