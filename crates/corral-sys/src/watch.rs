@@ -106,8 +106,17 @@ impl Watcher {
         for d in &plan.watch {
             let flags =
                 WatchFlags::CREATE | WatchFlags::MOVED_TO | WatchFlags::ONLYDIR | WatchFlags::DONT_FOLLOW;
-            if let Ok(wd) = inotify::add_watch(&fd, &d.host, flags) {
-                dirs.push((wd, d.clone()));
+            match inotify::add_watch(&fd, &d.host, flags) {
+                Ok(wd) => dirs.push((wd, d.clone())),
+                // A directory that does not exist has nothing to watch (yet).
+                Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {}
+                // Anything else (the per-user watch limit): the launch must not go on unwatched.
+                Err(e) => {
+                    return Err(std::io::Error::other(format!(
+                        "inotify_add_watch({:?}): {e}; raise fs.inotify.max_user_watches",
+                        d.host
+                    )))
+                }
             }
         }
         let deny = corral_core::plan::deny_globset(&plan.deny).unwrap_or_else(|_| GlobSet::empty());
@@ -166,26 +175,16 @@ impl Watcher {
         }
         todo.sort_by(|a, b| (&a.0.host, &a.1).cmp(&(&b.0.host, &b.1)));
         todo.dedup_by(|a, b| a.0.host == b.0.host && a.1 == b.1);
-        let Some(init) = init else {
-            for (dir, name, _) in todo.into_iter().filter(|t| t.2 == WatchAction::Quarantine) {
-                notes.push(quarantine(&dir.host.join(name)));
-            }
-            return notes;
-        };
-        if todo.is_empty() {
-            return notes;
-        }
-        let ns = match SandboxNs::open(init) {
-            Ok(ns) => ns,
-            Err(e) => {
-                notes.push(format!(
-                    "warning: cannot enter the sandbox to re-apply protections: /proc/{init}/ns: {e}"
-                ));
-                return notes;
-            }
-        };
+        // Quarantine is a host-side move: it needs no sandbox, so it happens even when the sandbox
+        // is gone (or going: init may already be a zombie whose namespaces cannot be opened).
+        let ns = init.and_then(|pid| SandboxNs::open(pid).ok());
         for (dir, name, action) in todo {
-            notes.push(act(&ns, &dir, &name, action));
+            match (&ns, action) {
+                (_, WatchAction::Quarantine) => notes.push(quarantine(&dir.host.join(&name))),
+                (Some(ns), _) => notes.push(act(ns, &dir, &name, action)),
+                // The sandbox has ended: nothing inside to protect any more.
+                (None, _) => {}
+            }
         }
         notes
     }
