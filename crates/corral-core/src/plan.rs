@@ -315,6 +315,9 @@ fn rlimits(profile: &Profile) -> Vec<Rlimit> {
     if let Some(n) = profile.open_files {
         out.push(r("RLIMIT_NOFILE", n));
     }
+    if let Some(mb) = profile.address_space_mb {
+        out.push(r("RLIMIT_AS", mb.saturating_mul(MIB)));
+    }
     if let Some(s) = profile.cpu_seconds {
         out.push(Rlimit {
             resource: "RLIMIT_CPU".into(),

@@ -163,6 +163,11 @@ pub fn widenings(before: &Profile, after: &Profile) -> Vec<Widening> {
         ("limits.wall_seconds", before.wall_seconds, after.wall_seconds),
         ("limits.file_mb", before.file_mb, after.file_mb),
         ("limits.open_files", before.open_files, after.open_files),
+        (
+            "limits.address_space_mb",
+            before.address_space_mb,
+            after.address_space_mb,
+        ),
     ] {
         match (b, a) {
             (Some(b), Some(a)) if a > b => push(key, format!("raises {b} to {a}")),

@@ -446,6 +446,14 @@ const KEYS: &[KeyDoc] = &[
         project: true,
     },
     KeyDoc {
+        key: "limits.address_space_mb",
+        about: "address space per process in MiB (RLIMIT_AS; opt-in: breaks JITs)",
+        value: |p| Val::of(&p.address_space_mb),
+        example: "8192",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
         key: "limits.open_files",
         about: "most open files per process (RLIMIT_NOFILE)",
         value: |p| Val::of(&p.open_files),
@@ -927,6 +935,7 @@ expose_secrets = ["~/.ssh"]
                     "# cpu_seconds =",
                     "# wall_seconds =",
                     "# open_files =",
+                    "# address_space_mb =",
                 ]
                 .iter()
                 .any(|k| l.starts_with(k))
@@ -1001,6 +1010,7 @@ limits.cpu_seconds = <unset>   # not set by any layer: corral's fallback
 limits.wall_seconds = <unset>   # not set by any layer: corral's fallback
 limits.tmp_mb = 2048   # not set by any layer: corral's fallback
 limits.file_mb = <unset>   # not set by any layer: corral's fallback
+limits.address_space_mb = <unset>   # not set by any layer: corral's fallback
 limits.open_files = <unset>   # not set by any layer: corral's fallback
 layers.userns = "required"   # from builtin:x
 layers.landlock = "best_effort"   # from p.toml (project)

@@ -688,3 +688,63 @@ fn gc_removes_the_session_cgroup_of_a_sigkilled_supervisor() {
         stdout(&o)
     );
 }
+
+/// Allocates (and touches) 512 MiB in one piece; prints `allocated` or `MemoryError`.
+const ALLOCATE_512M_AT_ONCE: &str = "\
+try:
+    b = bytearray(512 << 20)
+    print('allocated')
+except MemoryError:
+    print('MemoryError')
+";
+
+#[test]
+fn address_space_mb_is_opt_in_and_caps_a_process() {
+    if !sandbox_or_skip() || !python_or_skip() {
+        return;
+    }
+    let fx = Fixture::new();
+    // Control: not set by default (it would break JITs), so 512 MiB can be mapped.
+    let o = run(&fx, &[], &["python3", "-c", ALLOCATE_512M_AT_ONCE]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "allocated\n", "control");
+    let p = profile(&fx, "as.toml", "[limits]\naddress_space_mb = 256\n");
+    let o = run(
+        &fx,
+        &["--profile", &p.display().to_string()],
+        &["python3", "-c", ALLOCATE_512M_AT_ONCE],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "MemoryError\n");
+}
+
+/// Burns CPU for 1.5 s of wall time; prints the CPU seconds it got, to two decimals.
+const BURN_1_5S: &str = "\
+import time
+end = time.monotonic() + 1.5
+while time.monotonic() < end:
+    pass
+print('%.2f' % time.process_time())
+";
+
+#[test]
+fn cpus_caps_the_cpu_rate_through_the_cgroup() {
+    if !cgroup_or_skip() || !python_or_skip() {
+        return;
+    }
+    let fx = Fixture::new();
+    // cpus = 0.1: a quota of 10 ms per 100 ms period, so at most ~0.15 s of CPU in 1.5 s (the
+    // bound leaves room for start-up and accounting granularity).
+    let p = profile(&fx, "cpus.toml", "[limits]\ncpus = 0.1\n");
+    let o = run(
+        &fx,
+        &["--profile", &p.display().to_string()],
+        &["python3", "-c", BURN_1_5S],
+    );
+    assert_code(&o, 0);
+    let cpu: f64 = stdout(&o).trim().parse().unwrap();
+    assert!(
+        cpu <= 0.4,
+        "a process limited to 0.1 CPU got {cpu} s of CPU in 1.5 s"
+    );
+}
