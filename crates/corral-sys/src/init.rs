@@ -184,6 +184,11 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     // namespace rooted there, so the sandbox sees `/` as its cgroup and nothing of the host tree.
     let cgroupns = unshare_cgroupns(&plan)?;
 
+    // The pid namespace's own pid_max (Linux ≥ 6.14; written through the host's /proc, which
+    // still sits at /proc, it applies to the writer's pid namespace): a floor under the pids
+    // limit that needs neither a cgroup nor rlimits. Best effort: older kernels refuse.
+    let pid_max = set_pid_max(plan.limits.pids);
+
     // Mounts made from here on must not propagate to the host, and pivot_root refuses a shared
     // root (EINVAL on systemd hosts, where `/` is shared).
     make_private()?;
@@ -249,7 +254,12 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
         ),
         report(&plan, Layer::Landlock, landlock.achieved, landlock.detail.clone()),
         report(&plan, Layer::Seccomp, Achieved::Full, seccomp_summary(&plan)),
-        report(&plan, Layer::Rlimits, Achieved::Full, rlimit_summary(&plan)),
+        report(
+            &plan,
+            Layer::Rlimits,
+            Achieved::Full,
+            format!("{}; {pid_max}", rlimit_summary(&plan)),
+        ),
     ];
     send(ctl, &InitMsg::Layers { reports });
 
@@ -315,6 +325,19 @@ fn unshare_cgroupns(plan: &Plan) -> Result<LayerReport, InitError> {
             format!("unshare(CLONE_NEWCGROUP): {e}"),
         )),
         Err(e) => Err(step("unshare(CLONE_NEWCGROUP)")(e)),
+    }
+}
+
+/// The lowest pid_max the kernel accepts for a pid namespace.
+const PID_MAX_MIN: u64 = 301;
+
+/// Sets this pid namespace's pid_max to allow `pids` processes (and threads) plus init; returns a
+/// line for the report.
+fn set_pid_max(pids: u64) -> String {
+    let value = pids.saturating_add(2).max(PID_MAX_MIN);
+    match std::fs::write("/proc/sys/kernel/pid_max", value.to_string()) {
+        Ok(()) => format!("pid_max={value} for the pid namespace"),
+        Err(e) => format!("no per-namespace pid_max on this kernel ({e})"),
     }
 }
 

@@ -748,3 +748,31 @@ fn cpus_caps_the_cpu_rate_through_the_cgroup() {
         "a process limited to 0.1 CPU got {cpu} s of CPU in 1.5 s"
     );
 }
+
+#[test]
+fn the_sandboxs_pid_max_follows_the_pids_limit_and_the_hosts_is_untouched() {
+    if !sandbox_or_skip() {
+        return;
+    }
+    let host_before = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let fx = Fixture::new();
+    let o = run(
+        &fx,
+        &["-v", "--pids", "1000"],
+        &["cat", "/proc/sys/kernel/pid_max"],
+    );
+    assert_code(&o, 0);
+    if stderr(&o).contains("no per-namespace pid_max on this kernel") {
+        return skip("this kernel has no per-pid-namespace pid_max (Linux >= 6.14)");
+    }
+    assert!(
+        stderr(&o).contains("pid_max=1002 for the pid namespace"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "1002\n");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap(),
+        host_before
+    );
+}
