@@ -21,7 +21,6 @@ mod common;
 use common::*;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::mpsc;
@@ -148,43 +147,6 @@ impl Drop for KillPythons {
     }
 }
 
-/// Reads `out` line by line on a thread; lines arrive on the channel.
-fn lines_from(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits (bounded) for a line satisfying `hit`; returns every line seen up to it.
-fn wait_line(
-    rx: &mpsc::Receiver<String>,
-    hit: impl Fn(&str) -> bool,
-    limit: Duration,
-) -> Result<Vec<String>, Vec<String>> {
-    let deadline = Instant::now() + limit;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => {
-                let found = hit(&l);
-                seen.push(l);
-                if found {
-                    return Ok(seen);
-                }
-            }
-            Err(_) => return Err(seen),
-        }
-    }
-}
-
 /// The session cgroup directories named in a `corral: layer cgroup` line (`v1 memory:
 /// /sys/fs/cgroup/memory/corral-1001/corral-<pid>-<n> (memory.limit_in_bytes=..); v1 pids: ..`).
 fn session_cgroup_paths(layer_line: &str) -> Vec<PathBuf> {
@@ -212,7 +174,7 @@ fn cgroups_of_supervisor(dir: &Path, pid: i32) -> BTreeSet<String> {
 /// The `corral: layer cgroup` line of a running `-v` session's stderr. -v prints every layer
 /// before the command starts, but stderr is read on its own thread: waits for it (bounded).
 fn reported_cgroup_line(err: &mpsc::Receiver<String>) -> String {
-    match wait_line(err, |l| cgroup_layer_line(l).is_some(), START_WITHIN) {
+    match wait_line_where(err, |l| cgroup_layer_line(l).is_some(), START_WITHIN) {
         Ok(mut seen) => seen.pop().unwrap(),
         Err(seen) => panic!("no `layer cgroup` line in corral's notes: {seen:#?}"),
     }
@@ -270,7 +232,7 @@ fn start_session(fx: &Fixture, env: &[(&str, &Path)], opts: &[&str], script: &st
         out,
         cgroups: Vec::new(),
     };
-    if let Err(seen) = wait_line(&session.out, |l| l == "ready", START_WITHIN) {
+    if let Err(seen) = wait_line_where(&session.out, |l| l == "ready", START_WITHIN) {
         let notes: Vec<String> = err.try_iter().collect();
         panic!("the session never said ready; stdout {seen:?}; stderr {notes:?}");
     }

@@ -15,12 +15,11 @@ mod common;
 use common::*;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a process may take to disappear once its sandbox is gone.
 const GONE_WITHIN: Duration = Duration::from_secs(5);
@@ -96,46 +95,9 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     lines_from(child.stdout.take().unwrap())
 }
 
-/// Reads `out` line by line on a thread; lines arrive on the channel.
-fn lines_from(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// Waits (bounded) for a line equal to `want`; returns every line seen up to it.
 fn wait_line(rx: &mpsc::Receiver<String>, want: &str, limit: Duration) -> Result<Vec<String>, Vec<String>> {
     wait_line_where(rx, |l| l == want, limit)
-}
-
-/// Waits (bounded) for a line satisfying `hit`; returns every line seen up to it.
-fn wait_line_where(
-    rx: &mpsc::Receiver<String>,
-    hit: impl Fn(&str) -> bool,
-    limit: Duration,
-) -> Result<Vec<String>, Vec<String>> {
-    let deadline = Instant::now() + limit;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => {
-                let found = hit(&l);
-                seen.push(l);
-                if found {
-                    return Ok(seen);
-                }
-            }
-            Err(_) => return Err(seen),
-        }
-    }
 }
 
 /// The state letter (field 3) of each `/proc/PID/stat` line, with the line.

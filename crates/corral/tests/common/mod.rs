@@ -308,3 +308,42 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// Reads `out` line by line on a thread; lines arrive on the channel.
+pub fn lines_from(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (bounded) for a line satisfying `hit`; returns every line seen up to it (`Err`: every
+/// line seen before the time ran out).
+pub fn wait_line_where(
+    rx: &std::sync::mpsc::Receiver<String>,
+    hit: impl Fn(&str) -> bool,
+    limit: std::time::Duration,
+) -> Result<Vec<String>, Vec<String>> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let found = hit(&l);
+                seen.push(l);
+                if found {
+                    return Ok(seen);
+                }
+            }
+            Err(_) => return Err(seen),
+        }
+    }
+}
