@@ -3,6 +3,7 @@
 //! the host comes in as an argument, so all of it is testable anywhere.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod envaudit;
 pub mod exe;
 pub mod host;

@@ -22,6 +22,8 @@ enum Command {
     Check(CheckArgs),
     /// Clean up after sessions that were killed: placeholders in workspaces, session directories.
     Gc,
+    /// Show a session's audit log (default: the most recent session).
+    Logs(LogsArgs),
     /// Review the project's .corral.toml (and .corral.env) and trust that exact content, so it may
     /// widen the policy; a changed file needs trusting again.
     Trust(crate::cmd_trust::TrustArgs),
@@ -72,6 +74,19 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// Flags of `corral logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The session id (or a unique prefix); default: the most recent.
+    pub id: Option<String>,
+    /// Print the records as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Check the hash chain: detects an edited, reordered, removed or cut-off record.
+    #[arg(long)]
+    pub verify: bool,
+}
+
 /// Flags of `corral check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -89,6 +104,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => crate::run::run(&args, cli.yes),
         Command::Check(args) => crate::run::check(&args),
         Command::Gc => crate::run::gc(),
+        Command::Logs(args) => {
+            let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
+            crate::auditlog::logs(&home, args.id.as_deref(), args.json, args.verify)
+        }
         Command::Trust(args) => crate::cmd_trust::trust(&args, cli.yes),
         Command::Profile { cmd } => crate::cmd_profile::profile(&cmd),
         Command::Init(args) => crate::cmd_profile::init(&args),

@@ -1,6 +1,7 @@
 //! corral: run AI coding agents with full autonomy inside a layered, unprivileged Linux sandbox.
 #![forbid(unsafe_code)]
 
+mod auditlog;
 mod cli;
 mod cmd_profile;
 mod cmd_setup;

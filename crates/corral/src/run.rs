@@ -3,6 +3,7 @@
 use crate::cli::{CheckArgs, RunArgs};
 use crate::context;
 use anyhow::Context;
+use corral_core::audit::Event;
 use corral_core::layer::{Achieved, LayerReport};
 use corral_core::plan;
 use corral_core::render::render_plan;
@@ -66,12 +67,25 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         eprintln!("corral: cleaned up after a killed session: {line}");
     }
     let mut session = Session::create(&root, &workspace)?;
+    let started = std::time::Instant::now();
+    let mut log =
+        match crate::auditlog::AuditLog::create(&crate::auditlog::sessions_dir(&inv.home), &session.state.id)
+        {
+            Ok(log) => log,
+            Err(e) => {
+                session.finish();
+                return Err(e);
+            }
+        };
+    log.write(env_audit_event(&plan));
     let result = match session.create_placeholders(&plan.placeholders) {
         Ok(unneeded) => {
             plan.drop_placeholders(&unneeded);
             let mut reporter = Reporter {
                 verbose: args.verbose,
                 session: &mut session,
+                log: &mut log,
+                plan: &plan,
             };
             corral_sys::launch::launch(&plan, &mut reporter).map_err(anyhow::Error::from)
         }
@@ -81,14 +95,51 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     for note in session.finish() {
         eprintln!("corral: {note}");
     }
-    let outcome = result?;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            log.write(Event::SessionEnd {
+                exit_code: EXIT_LAUNCH_ERROR,
+                duration_ms,
+                error: Some(format!("{e:#}")),
+            });
+            return Err(e);
+        }
+    };
     if let Some(err) = &outcome.error {
         eprintln!("corral: error: {err}");
     }
     if let Some(limit) = &outcome.limit_hit {
         eprintln!("corral: {limit}");
+        log.write(Event::LimitHit {
+            message: limit.clone(),
+        });
     }
+    log.write(Event::SessionEnd {
+        exit_code: outcome.exit_code,
+        duration_ms,
+        error: outcome.error.clone(),
+    });
     Ok(outcome.exit_code)
+}
+
+/// The environment as the audit log records it: names only.
+fn env_audit_event(plan: &plan::Plan) -> Event {
+    use corral_core::envaudit::Decision;
+    let names = |keep: fn(Decision) -> bool| -> Vec<String> {
+        plan.env_audit
+            .entries
+            .iter()
+            .filter(|e| keep(e.decision))
+            .map(|e| e.name.clone())
+            .collect()
+    };
+    Event::EnvAudit {
+        passed: names(|d| !matches!(d, Decision::Withheld)),
+        withheld: names(|d| matches!(d, Decision::Withheld)),
+        left_out: plan.env_left_out.clone(),
+    }
 }
 
 /// The command-line flags that set profile values, as the last layer.
@@ -189,6 +240,8 @@ fn ask(question: &str) -> anyhow::Result<bool> {
 struct Reporter<'a> {
     verbose: bool,
     session: &'a mut Session,
+    log: &'a mut crate::auditlog::AuditLog,
+    plan: &'a plan::Plan,
 }
 
 impl corral_sys::launch::Observer for Reporter<'_> {
@@ -200,9 +253,21 @@ impl corral_sys::launch::Observer for Reporter<'_> {
     }
     fn layers(&mut self, layers: &[LayerReport]) {
         report_layers(layers, self.verbose);
+        let plan_json = serde_json::to_vec(self.plan).unwrap_or_default();
+        self.log.write(Event::SessionStart {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            profile: self.plan.profile.clone(),
+            plan_digest: corral_core::audit::sha256_hex(&plan_json),
+            workspace: self.plan.workspace.display().to_string(),
+            command: self.plan.command.clone(),
+            layers: layers.to_vec(),
+        });
     }
     fn note(&mut self, line: &str) {
         eprintln!("corral: {line}");
+        self.log.write(Event::FsWatch {
+            note: line.to_string(),
+        });
     }
 }
 

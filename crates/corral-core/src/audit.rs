@@ -1,0 +1,312 @@
+//! The session audit log: JSON lines with stable event names, each record carrying the SHA-256 of
+//! the previous line, so an edited, reordered or truncated log is detected (`corral logs --verify`).
+//! Pure: the writer (one `write(2)` per record, `O_APPEND`) and the reader live elsewhere.
+//!
+//! Invariants: a record is one line; `seq` starts at 0 and increases by one; `prev` is the hex
+//! SHA-256 of the previous line's exact bytes (without its newline), or [`GENESIS`] for the first.
+//! A writer killed with SIGKILL loses at most the record it was writing; every complete line
+//! before it still verifies. No value of an environment variable is ever recorded (names only).
+
+use crate::layer::LayerReport;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened. Serialized with `"event": "<name>"`; names are stable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event")]
+pub enum Event {
+    /// The sandbox started: what it is and every layer's achieved level.
+    #[serde(rename = "session.start")]
+    SessionStart {
+        /// corral's version.
+        version: String,
+        /// Profile name.
+        profile: String,
+        /// SHA-256 of the plan as sent to the sandbox (the `--dry-run --json` of the launch).
+        plan_digest: String,
+        /// The workspace.
+        workspace: String,
+        /// The command.
+        command: Vec<String>,
+        /// Every layer.
+        layers: Vec<LayerReport>,
+    },
+    /// The environment that went in (names only).
+    #[serde(rename = "env.audit")]
+    EnvAudit {
+        /// Variables passed in.
+        passed: Vec<String>,
+        /// Variables withheld as secrets.
+        withheld: Vec<String>,
+        /// Host variables left out.
+        left_out: Vec<String>,
+    },
+    /// A protection or mask re-applied, or a file quarantined, during the session.
+    #[serde(rename = "fs.watch")]
+    FsWatch {
+        /// What corral did, in words.
+        note: String,
+    },
+    /// A resource limit that ended or hurt the session.
+    #[serde(rename = "limit.hit")]
+    LimitHit {
+        /// In words, naming the limit.
+        message: String,
+    },
+    /// The session ended.
+    #[serde(rename = "session.end")]
+    SessionEnd {
+        /// corral's exit code.
+        exit_code: i32,
+        /// How long it ran, in milliseconds.
+        duration_ms: u64,
+        /// corral's own failure, if any.
+        error: Option<String>,
+    },
+}
+
+impl Event {
+    /// The stable event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::SessionStart { .. } => "session.start",
+            Event::EnvAudit { .. } => "env.audit",
+            Event::FsWatch { .. } => "fs.watch",
+            Event::LimitHit { .. } => "limit.hit",
+            Event::SessionEnd { .. } => "session.end",
+        }
+    }
+}
+
+/// One record as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// 0, 1, 2, …
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// SHA-256 (hex) of the previous line, or [`GENESIS`].
+    pub prev: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The chain state of a writer: the next sequence number and the previous line's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    next_seq: u64,
+    prev: String,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain {
+            next_seq: 0,
+            prev: GENESIS.to_string(),
+        }
+    }
+}
+
+impl Chain {
+    /// The next line to write (with its newline), and advances the chain.
+    pub fn line(&mut self, time_ms: u64, event: Event) -> String {
+        let record = Record {
+            seq: self.next_seq,
+            time_ms,
+            prev: self.prev.clone(),
+            event,
+        };
+        // A record of owned strings and numbers always serialises.
+        let line = serde_json::to_string(&record).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        self.prev = sha256_hex(line.as_bytes());
+        self.next_seq += 1;
+        format!("{line}\n")
+    }
+}
+
+/// Why a log does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// A line is not a record.
+    #[error("line {line}: not an audit record: {reason}")]
+    NotARecord {
+        /// 1-based line.
+        line: usize,
+        /// Parser message.
+        reason: String,
+    },
+    /// `seq` out of order (a record removed or reordered).
+    #[error("line {line}: seq {found}, expected {expected} (a record was removed or reordered)")]
+    Seq {
+        /// 1-based line.
+        line: usize,
+        /// Found.
+        found: u64,
+        /// Expected.
+        expected: u64,
+    },
+    /// `prev` does not match the previous line (an earlier line was edited).
+    #[error("line {line}: prev does not match the hash of line {} (that line was edited)", line - 1)]
+    Chain {
+        /// 1-based line.
+        line: usize,
+    },
+    /// The last line has no newline: cut off while being written, or truncated.
+    #[error("line {line}: incomplete (the log was cut off here)")]
+    Incomplete {
+        /// 1-based line.
+        line: usize,
+    },
+}
+
+/// What a successful verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Records that verified.
+    pub records: usize,
+    /// Whether the session's end was recorded (false: still running, or the supervisor was killed).
+    pub ended: bool,
+}
+
+/// Verifies a whole log.
+pub fn verify(text: &str) -> Result<Verified, VerifyError> {
+    let mut prev = GENESIS.to_string();
+    let mut ended = false;
+    let mut count = 0;
+    let complete = text.ends_with('\n') || text.is_empty();
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        if i + 1 == lines.len() && !complete {
+            return Err(VerifyError::Incomplete { line: n });
+        }
+        let record: Record = serde_json::from_str(line).map_err(|e| VerifyError::NotARecord {
+            line: n,
+            reason: e.to_string(),
+        })?;
+        let expected = u64::try_from(i).unwrap_or(u64::MAX);
+        if record.seq != expected {
+            return Err(VerifyError::Seq {
+                line: n,
+                found: record.seq,
+                expected,
+            });
+        }
+        if record.prev != prev {
+            return Err(VerifyError::Chain { line: n });
+        }
+        ended = matches!(record.event, Event::SessionEnd { .. });
+        prev = sha256_hex(line.as_bytes());
+        count += 1;
+    }
+    Ok(Verified {
+        records: count,
+        ended,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn log() -> String {
+        let mut c = Chain::default();
+        let mut s = String::new();
+        s += &c.line(
+            1,
+            Event::EnvAudit {
+                passed: vec!["TERM".into()],
+                withheld: vec![],
+                left_out: vec!["AWS_SECRET_ACCESS_KEY".into()],
+            },
+        );
+        s += &c.line(
+            2,
+            Event::FsWatch {
+                note: ".git/config: protection re-applied".into(),
+            },
+        );
+        s += &c.line(
+            3,
+            Event::SessionEnd {
+                exit_code: 0,
+                duration_ms: 12,
+                error: None,
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn a_written_log_verifies() {
+        assert_eq!(
+            verify(&log()),
+            Ok(Verified {
+                records: 3,
+                ended: true
+            })
+        );
+        assert_eq!(
+            verify(""),
+            Ok(Verified {
+                records: 0,
+                ended: false
+            })
+        );
+    }
+
+    #[test]
+    fn records_have_stable_names_and_fields() {
+        let first = log().lines().next().unwrap().to_string();
+        assert_eq!(
+            first,
+            format!("{{\"seq\":0,\"time_ms\":1,\"prev\":\"{GENESIS}\",\"event\":\"env.audit\",\"passed\":[\"TERM\"],\"withheld\":[],\"left_out\":[\"AWS_SECRET_ACCESS_KEY\"]}}")
+        );
+    }
+
+    #[test]
+    fn an_edited_line_breaks_the_chain_at_the_next_one() {
+        let edited = log().replacen("re-applied", "skipped", 1);
+        assert_eq!(verify(&edited), Err(VerifyError::Chain { line: 3 }));
+    }
+
+    #[test]
+    fn a_removed_or_reordered_record_is_detected() {
+        let full = log();
+        let lines: Vec<&str> = full.lines().collect();
+        let removed = format!("{}\n{}\n", lines[0], lines[2]);
+        assert_eq!(
+            verify(&removed),
+            Err(VerifyError::Seq {
+                line: 2,
+                found: 2,
+                expected: 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_cut_off_log_verifies_up_to_the_cut_and_says_so() {
+        let full = log();
+        let cut = &full[..full.len() - 10];
+        assert_eq!(verify(cut), Err(VerifyError::Incomplete { line: 3 }));
+        let two: String = full.lines().take(2).map(|l| format!("{l}\n")).collect();
+        assert_eq!(
+            verify(&two),
+            Ok(Verified {
+                records: 2,
+                ended: false
+            })
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! The audit log on disk: `~/.local/state/corral/sessions/<id>/audit.jsonl` (mode 0600, directory
+//! 0700), one `write(2)` per record with `O_APPEND`, so a supervisor killed with SIGKILL loses at
+//! most the record it was writing and everything before it still verifies. The records and their
+//! hash chain are `corral_core::audit`; `corral logs` reads them back.
+
+use anyhow::{bail, Context};
+use corral_core::audit::{self, Chain, Event, Record};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// `~/.local/state/corral/sessions` (or `$XDG_STATE_HOME/corral/sessions`).
+pub fn sessions_dir(home: &Path) -> PathBuf {
+    let state = match std::env::var_os("XDG_STATE_HOME") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        _ => home.join(".local/state"),
+    };
+    state.join("corral/sessions")
+}
+
+/// An open audit log.
+#[derive(Debug)]
+pub struct AuditLog {
+    file: File,
+    chain: Chain,
+    path: PathBuf,
+    failed: bool,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl AuditLog {
+    /// Creates the session's log (the directory must not exist yet: one log per session).
+    pub fn create(sessions: &Path, id: &str) -> anyhow::Result<AuditLog> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(sessions)
+            .with_context(|| format!("creating {}", sessions.display()))?;
+        let dir = sessions.join(id);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("audit.jsonl");
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("creating the audit log {}", path.display()))?;
+        Ok(AuditLog {
+            file,
+            chain: Chain::default(),
+            path,
+            failed: false,
+        })
+    }
+
+    /// Appends one record. A failed write is reported once and never stops the sandbox: the log
+    /// then ends early, which `corral logs --verify` shows (no `session.end`).
+    pub fn write(&mut self, event: Event) {
+        let line = self.chain.line(now_ms(), event);
+        if let Err(e) = self.file.write_all(line.as_bytes()) {
+            if !self.failed {
+                eprintln!(
+                    "corral: warning: writing the audit log {}: {e}",
+                    self.path.display()
+                );
+            }
+            self.failed = true;
+        }
+    }
+}
+
+/// The session directory for `id` (an id or a unique prefix), or the most recent session.
+fn find(sessions: &Path, id: Option<&str>) -> anyhow::Result<PathBuf> {
+    let mut all: Vec<(std::time::SystemTime, PathBuf, String)> = fs::read_dir(sessions)
+        .with_context(|| format!("reading {}", sessions.display()))?
+        .flatten()
+        .filter_map(|e| {
+            let log = e.path().join("audit.jsonl");
+            let modified = log.metadata().and_then(|m| m.modified()).ok()?;
+            Some((modified, e.path(), e.file_name().to_string_lossy().into_owned()))
+        })
+        .collect();
+    all.sort();
+    match id {
+        None => all
+            .pop()
+            .map(|(_, p, _)| p)
+            .context("no session has an audit log yet"),
+        Some(id) => {
+            let hits: Vec<&(std::time::SystemTime, PathBuf, String)> =
+                all.iter().filter(|(_, _, name)| name.starts_with(id)).collect();
+            match hits.as_slice() {
+                [one] => Ok(one.1.clone()),
+                [] => bail!("no session {id:?} in {}", sessions.display()),
+                _ => bail!("{id:?} names {} sessions: give more of the id", hits.len()),
+            }
+        }
+    }
+}
+
+/// `corral logs`.
+pub fn logs(home: &Path, id: Option<&str>, json: bool, verify: bool) -> anyhow::Result<i32> {
+    let dir = find(&sessions_dir(home), id)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = dir.join("audit.jsonl");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    if verify {
+        return Ok(match audit::verify(&text) {
+            Ok(v) => {
+                let end = if v.ended {
+                    "the session's end is recorded"
+                } else {
+                    "no session.end: still running, or corral was killed"
+                };
+                println!("{name}: {} records, chain intact; {end}", v.records);
+                0
+            }
+            Err(e) => {
+                println!("{name}: {} does not verify: {e}", path.display());
+                1
+            }
+        });
+    }
+    for line in text.lines() {
+        if json {
+            println!("{line}");
+            continue;
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(r) => println!("{:>4}  {}  {}", r.seq, r.event.name(), summary(&r.event)),
+            Err(_) => println!("      (not a record) {line}"),
+        }
+    }
+    Ok(0)
+}
+
+fn summary(e: &Event) -> String {
+    match e {
+        Event::SessionStart {
+            profile,
+            workspace,
+            command,
+            layers,
+            ..
+        } => {
+            let degraded: Vec<String> = layers
+                .iter()
+                .filter(|l| l.achieved != corral_core::layer::Achieved::Full)
+                .map(|l| format!("{}={}", l.layer, l.achieved))
+                .collect();
+            let layers = if degraded.is_empty() {
+                "every layer full".to_string()
+            } else {
+                degraded.join(" ")
+            };
+            format!(
+                "profile {profile}, {workspace}: {} ({layers})",
+                corral_core::render::shell_words(command)
+            )
+        }
+        Event::EnvAudit {
+            passed,
+            withheld,
+            left_out,
+        } => format!(
+            "{} in, {} withheld{}, {} left out",
+            passed.len(),
+            withheld.len(),
+            if withheld.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", withheld.join(", "))
+            },
+            left_out.len()
+        ),
+        Event::FsWatch { note } | Event::LimitHit { message: note } => note.clone(),
+        Event::SessionEnd {
+            exit_code,
+            duration_ms,
+            error,
+        } => format!(
+            "exit {exit_code} after {duration_ms} ms{}",
+            error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+        ),
+    }
+}

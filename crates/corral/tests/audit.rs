@@ -1,0 +1,156 @@
+//! The audit log, for real: every session writes one, hash-chained; `corral logs --verify`
+//! accepts it as written and rejects it edited; a secret's value never appears in it; a killed
+//! supervisor leaves a log that verifies up to its last record.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// The session directories under the fixture's state dir.
+fn logs_of(fx: &Fixture) -> Vec<PathBuf> {
+    let dir = fx.home.join(".local/state/corral/sessions");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| rd.flatten().map(|e| e.path().join("audit.jsonl")).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn events(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_session_writes_a_chained_log_with_names_only() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    let o = fx
+        .corral()
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("CORRAL_EXTRA_ENV", "AWS_SECRET_ACCESS_KEY")
+        .args(["run", "--yes", "--", "true"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let logs = logs_of(&fx);
+    assert_eq!(logs.len(), 1, "one log per session");
+    assert_eq!(events(&logs[0]), ["env.audit", "session.start", "session.end"]);
+    let text = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(!text.contains(SECRET), "a secret's value reached the audit log");
+    assert!(
+        text.contains("\"withheld\":[\"AWS_SECRET_ACCESS_KEY\"]"),
+        "{text}"
+    );
+    let v = fx.corral().args(["logs", "--verify"]).output().unwrap();
+    assert_code(&v, 0);
+    assert!(
+        stdout(&v).ends_with(": 3 records, chain intact; the session's end is recorded\n"),
+        "{}",
+        stdout(&v)
+    );
+    let h = fx.corral().args(["logs"]).output().unwrap();
+    assert_code(&h, 0);
+    assert!(
+        stdout(&h).contains("session.end  exit 0 after "),
+        "{}",
+        stdout(&h)
+    );
+}
+
+#[test]
+fn an_edited_log_does_not_verify() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    assert_code(&fx.sh("exit 3"), 3);
+    let log = logs_of(&fx).pop().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Rewrite history in the first record (every later record chains to it).
+    let tampered = text.replacen("\"left_out\":[", "\"left_out\":[\"INJECTED\",", 1);
+    assert_ne!(tampered, text);
+    std::fs::write(&log, &tampered).unwrap();
+    let v = fx.corral().args(["logs", "--verify"]).output().unwrap();
+    assert_code(&v, 1);
+    assert!(
+        stdout(&v).contains("line 2: prev does not match the hash of line 1 (that line was edited)"),
+        "{}",
+        stdout(&v)
+    );
+}
+
+#[test]
+fn a_limit_hit_is_recorded() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    let o = fx
+        .corral()
+        .args(["run", "--yes", "--timeout", "1s", "--", "sleep", "10"])
+        .output()
+        .unwrap();
+    assert_code(&o, 137);
+    let log = logs_of(&fx).pop().unwrap();
+    assert_eq!(
+        events(&log),
+        ["env.audit", "session.start", "limit.hit", "session.end"]
+    );
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("limits.wall_seconds"));
+}
+
+#[test]
+fn a_killed_supervisor_leaves_a_log_that_verifies_up_to_its_last_record() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    let child = fx
+        .corral()
+        .args(["run", "--yes", "--", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let mut corral = Reaped(child);
+    // Wait (bounded) until the session has started: its start is in the log.
+    let started = wait_until(Duration::from_secs(20), || {
+        logs_of(&fx).pop().is_some_and(|l| {
+            std::fs::read_to_string(l)
+                .unwrap_or_default()
+                .contains("session.start")
+        })
+    });
+    assert!(started, "the session did not start");
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(corral.pid()).unwrap(),
+        rustix::process::Signal::KILL,
+    );
+    assert!(corral.wait_for_exit(Duration::from_secs(10)).is_some());
+    let v = fx.corral().args(["logs", "--verify"]).output().unwrap();
+    assert_code(&v, 0);
+    assert!(
+        stdout(&v)
+            .ends_with(": 2 records, chain intact; no session.end: still running, or corral was killed\n"),
+        "{}",
+        stdout(&v)
+    );
+}
