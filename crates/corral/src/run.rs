@@ -68,15 +68,26 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     }
     let mut session = Session::create(&root, &workspace)?;
     let started = std::time::Instant::now();
-    let mut log =
-        match crate::auditlog::AuditLog::create(&crate::auditlog::sessions_dir(&inv.home), &session.state.id)
-        {
-            Ok(log) => log,
-            Err(e) => {
-                session.finish();
-                return Err(e);
-            }
-        };
+    // The audit log lives in the user's state directory; a user without a writable home (corral
+    // started as root runs as `nobody`) gets it in corral's runtime directory, and is told so.
+    let primary = crate::auditlog::sessions_dir(&inv.home);
+    let log = crate::auditlog::AuditLog::create(&primary, &session.state.id).or_else(|first| {
+        let fallback = root.join("logs");
+        let log = crate::auditlog::AuditLog::create(&fallback, &session.state.id)?;
+        eprintln!(
+            "corral: warning: {first:#}; the audit log is in {} instead (`corral logs` reads {} only)",
+            fallback.display(),
+            primary.display()
+        );
+        Ok::<_, anyhow::Error>(log)
+    });
+    let mut log = match log {
+        Ok(log) => log,
+        Err(e) => {
+            session.finish();
+            return Err(e);
+        }
+    };
     log.write(env_audit_event(&plan));
     let result = match session.create_placeholders(&plan.placeholders) {
         Ok(unneeded) => {
