@@ -216,11 +216,16 @@ fn signal_to_own_process_group_does_not_reach_host() {
     // A fresh process group holding a host sentinel and corral; the sentinel reports whether it
     // still lives after the attack. Inside, sh ignores the signal itself.
     // (`\\$?`: expanded by the inner sh, not the outer one. The outer sh handles USR1 rather than
-    // ignoring it, so that it survives while its children keep the default action.)
+    // ignoring it, so that it survives while its children keep the default action. The sentinel is
+    // attacked only once it runs `sleep`: before its exec it is a copy of the outer sh, which
+    // would survive the signal on a loaded machine.)
     let attack = "trap '' USR1; kill -s USR1 0; echo kill=\\$?";
     let outer = |attempt: &str| {
         format!(
-            "trap 'true' USR1; sleep 300 & S=$!; {attempt}; sleep 0.2; \
+            "trap 'true' USR1; sleep 300 & S=$!; \
+             i=0; until tr '\\0' ' ' < /proc/$S/cmdline 2>/dev/null | grep -q '^sleep'; do \
+               i=$((i+1)); [ $i -gt 500 ] && break; sleep 0.01; done; \
+             {attempt}; sleep 0.2; \
              if kill -0 $S 2>/dev/null; then echo alive; kill $S; else echo dead; fi; wait $S 2>/dev/null; true"
         )
     };
