@@ -14,6 +14,9 @@ use sha2::{Digest, Sha256};
 /// `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Most "other" changed files one `fs.changed` record lists.
+pub const FS_CHANGED_MAX: usize = 1000;
+
 /// What happened. Serialized with `"event": "<name>"`; names are stable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event")]
@@ -50,6 +53,16 @@ pub enum Event {
         /// What corral did, in words.
         note: String,
     },
+    /// Files changed in the workspace during the session, exec triggers listed apart.
+    #[serde(rename = "fs.changed")]
+    FsChanged {
+        /// Changed files the user's own tools may execute or obey.
+        exec_triggers: Vec<String>,
+        /// The other changed files (at most [`FS_CHANGED_MAX`]).
+        others: Vec<String>,
+        /// More files changed than listed.
+        truncated: bool,
+    },
     /// A resource limit that ended or hurt the session.
     #[serde(rename = "limit.hit")]
     LimitHit {
@@ -75,6 +88,7 @@ impl Event {
             Event::SessionStart { .. } => "session.start",
             Event::EnvAudit { .. } => "env.audit",
             Event::FsWatch { .. } => "fs.watch",
+            Event::FsChanged { .. } => "fs.changed",
             Event::LimitHit { .. } => "limit.hit",
             Event::SessionEnd { .. } => "session.end",
         }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod changes;
 pub mod envaudit;
 pub mod exe;
 pub mod host;

@@ -196,6 +196,61 @@ fn walk(
     Ok(())
 }
 
+/// Now, by the clock the kernel stamps file times with (`CLOCK_REALTIME_COARSE`, which can lag
+/// `SystemTime::now()` by a tick): a start time that no later change can predate.
+pub fn file_clock_now() -> std::time::SystemTime {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    std::time::UNIX_EPOCH
+        + std::time::Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+}
+
+/// Files (and symlinks) in `root` whose status changed at or after `since` (take it with
+/// [`file_clock_now`]), relative to `root`.
+///
+/// Uses the inode change time (ctime): the kernel sets it on every change of content or metadata,
+/// and, unlike the modification time, no system call can set it back. Skips `.git/objects` (git's
+/// content-addressed store) and the paths in `skip` (corral's own placeholders). Deletions are not
+/// listed (nothing is left to stat). Returns the paths and whether the walk stopped early at
+/// [`MAX_WALK_ENTRIES`].
+pub fn changed_since(root: &Path, since: std::time::SystemTime, skip: &[PathBuf]) -> (Vec<PathBuf>, bool) {
+    use std::os::unix::fs::MetadataExt;
+    let since = since.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let changed = |m: &fs::Metadata| {
+        let t = std::time::Duration::new(
+            u64::try_from(m.ctime()).unwrap_or(0),
+            u32::try_from(m.ctime_nsec()).unwrap_or(0),
+        );
+        t >= since
+    };
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            seen += 1;
+            if seen > MAX_WALK_ENTRIES {
+                return (out, true);
+            }
+            let path = e.path();
+            if skip.contains(&path) || path == root.join(".git/objects") {
+                continue;
+            }
+            let Ok(m) = path.symlink_metadata() else { continue };
+            if m.is_dir() {
+                stack.push(path);
+            } else if changed(&m) {
+                out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    (out, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +277,34 @@ mod tests {
                 (root.join("a/b/server.key"), FileKind::File),
                 (root.join("a/prod.txt"), FileKind::File),
             ]
+        );
+    }
+
+    #[test]
+    fn changed_since_lists_files_changed_after_the_start_even_with_an_old_mtime() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(ws.path()).unwrap();
+        fs::create_dir_all(root.join("src")).unwrap();
+        fs::write(root.join("src/old.rs"), "old").unwrap();
+        fs::write(root.join("skipped"), "").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let start = file_clock_now();
+        fs::write(root.join("src/new.rs"), "new").unwrap();
+        fs::write(root.join("Makefile"), "all:").unwrap();
+        // Backdating the modification time does not hide a change: ctime moves anyway.
+        let f = fs::File::options()
+            .write(true)
+            .open(root.join("Makefile"))
+            .unwrap();
+        f.set_modified(std::time::UNIX_EPOCH).unwrap();
+        fs::write(root.join("skipped"), "x").unwrap();
+        let (changed, truncated) = changed_since(&root, start, &[root.join("skipped")]);
+        assert_eq!(
+            (changed, truncated),
+            (
+                vec![PathBuf::from("Makefile"), PathBuf::from("src/new.rs")],
+                false
+            )
         );
     }
 

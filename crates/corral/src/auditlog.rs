@@ -187,6 +187,20 @@ fn summary(e: &Event) -> String {
             left_out.len()
         ),
         Event::FsWatch { note } | Event::LimitHit { message: note } => note.clone(),
+        Event::FsChanged {
+            exec_triggers,
+            others,
+            truncated,
+        } => format!(
+            "{} file(s) changed{}{}",
+            exec_triggers.len() + others.len(),
+            if exec_triggers.is_empty() {
+                String::new()
+            } else {
+                format!("; exec triggers: {}", exec_triggers.join(", "))
+            },
+            if *truncated { " (and more)" } else { "" }
+        ),
         Event::SessionEnd {
             exit_code,
             duration_ms,

@@ -89,6 +89,7 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         }
     };
     log.write(env_audit_event(&plan));
+    let since = corral_sys::facts::file_clock_now();
     let result = match session.create_placeholders(&plan.placeholders) {
         Ok(unneeded) => {
             plan.drop_placeholders(&unneeded);
@@ -102,6 +103,9 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         }
         Err(e) => Err(anyhow::Error::from(e)),
     };
+    // What the session changed in the workspace (before the placeholders go: they are skipped).
+    let placeholders: Vec<std::path::PathBuf> = plan.placeholders.iter().map(|p| p.path.clone()).collect();
+    report_changes(&workspace, since, &placeholders, &mut log);
     // Placeholders and the session directory go on every path out, success or not.
     for note in session.finish() {
         eprintln!("corral: {note}");
@@ -133,6 +137,46 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         error: outcome.error.clone(),
     });
     Ok(outcome.exit_code)
+}
+
+/// Lists what the session changed in the workspace (exec triggers first) on stderr, when anything
+/// changed, and records it in the audit log.
+fn report_changes(
+    workspace: &std::path::Path,
+    since: std::time::SystemTime,
+    skip: &[std::path::PathBuf],
+    log: &mut crate::auditlog::AuditLog,
+) {
+    let (changed, walk_truncated) = corral_sys::facts::changed_since(workspace, since, skip);
+    if changed.is_empty() && !walk_truncated {
+        return;
+    }
+    let (triggers, others) = corral_core::changes::classify(&changed);
+    let names = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+    let mut others_listed = names(&others);
+    let truncated = walk_truncated || others_listed.len() > corral_core::audit::FS_CHANGED_MAX;
+    others_listed.truncate(corral_core::audit::FS_CHANGED_MAX);
+    if !triggers.is_empty() {
+        eprintln!(
+            "corral: warning: the session changed files your own tools run or obey (review them before you use them): {}",
+            names(&triggers).join(", ")
+        );
+    }
+    eprintln!(
+        "corral: {} file(s) changed in {}{}",
+        changed.len(),
+        workspace.display(),
+        if walk_truncated {
+            " (the workspace is too large to list every change)"
+        } else {
+            ""
+        }
+    );
+    log.write(Event::FsChanged {
+        exec_triggers: names(&triggers),
+        others: others_listed,
+        truncated,
+    });
 }
 
 /// The environment as the audit log records it: names only.

@@ -154,3 +154,33 @@ fn a_killed_supervisor_leaves_a_log_that_verifies_up_to_its_last_record() {
         stdout(&v)
     );
 }
+
+#[test]
+fn changed_files_are_reported_with_exec_triggers_first() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    fx.ws_file("src/lib.rs", "old");
+    // A session that changes nothing says nothing about changes.
+    let quiet = fx.sh("cat src/lib.rs > /dev/null");
+    assert_code(&quiet, 0);
+    assert!(!stderr(&quiet).contains("changed"), "{}", stderr(&quiet));
+    let o = fx.sh("echo new > src/lib.rs; printf 'all:\\n' > Makefile; mkdir -p .github/workflows; echo on: > .github/workflows/ci.yml; touch -d 2001-01-01 Makefile");
+    assert_code(&o, 0);
+    let err = stderr(&o);
+    assert!(
+        err.contains("the session changed files your own tools run or obey (review them before you use them): .github/workflows/ci.yml, Makefile\n"),
+        "{err}"
+    );
+    assert!(err.contains("3 file(s) changed in "), "{err}");
+    let log = logs_of(&fx)
+        .into_iter()
+        .find(|l| events(l).contains(&"fs.changed".to_string()))
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("\"event\":\"fs.changed\",\"exec_triggers\":[\".github/workflows/ci.yml\",\"Makefile\"],\"others\":[\"src/lib.rs\"],\"truncated\":false"),
+        "{text}"
+    );
+}
