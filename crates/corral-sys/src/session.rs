@@ -382,6 +382,36 @@ fn collect(root: &Path) -> Collected {
 }
 
 /// Cleans up after sessions that were killed (and any ended ones whose workspace is now free):
+/// The sessions of this user that are running now (supervisor alive, not finished).
+pub fn live_sessions(root: &Path) -> Vec<SessionState> {
+    let Ok(rd) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SessionState> = rd
+        .flatten()
+        .filter_map(|e| read_state(&e.path()))
+        .filter(live)
+        .collect();
+    out.sort_by_key(|s| s.start_ticks);
+    out
+}
+
+/// Seconds since `start_ticks` (clock ticks since boot), from /proc/uptime.
+pub fn uptime_s(start_ticks: u64) -> Option<u64> {
+    let up: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    // _SC_CLK_TCK is 100 on every Linux architecture corral supports.
+    let started = start_ticks / 100;
+    // uptime is a small positive number of seconds.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let up = up as u64;
+    Some(up.saturating_sub(started))
+}
+
 /// their placeholders and directories. Returns one line per thing removed of a killed session.
 pub fn gc(root: &Path) -> Vec<String> {
     let c = collect(root);

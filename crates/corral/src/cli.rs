@@ -24,6 +24,12 @@ enum Command {
     Gc,
     /// Show a session's audit log (default: the most recent session).
     Logs(LogsArgs),
+    /// List the sessions running now: what they run, how they are confined, what they use.
+    Ps {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Review the project's .corral.toml (and .corral.env) and trust that exact content, so it may
     /// widen the policy; a changed file needs trusting again.
     Trust(crate::cmd_trust::TrustArgs),
@@ -104,6 +110,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => crate::run::run(&args, cli.yes),
         Command::Check(args) => crate::run::check(&args),
         Command::Gc => crate::run::gc(),
+        Command::Ps { json } => {
+            let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
+            let root = crate::run::sessions_root()?;
+            let logs = [crate::auditlog::sessions_dir(&home), root.join("logs")];
+            crate::cmd_ps::ps(&root, &logs, json)
+        }
         Command::Logs(args) => {
             let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
             crate::auditlog::logs(&home, args.id.as_deref(), args.json, args.verify)

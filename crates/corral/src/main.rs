@@ -4,6 +4,7 @@
 mod auditlog;
 mod cli;
 mod cmd_profile;
+mod cmd_ps;
 mod cmd_setup;
 mod cmd_trust;
 mod context;

@@ -13,7 +13,7 @@ use std::path::Path;
 /// Exit code for corral's own failures (like env(1) and docker run).
 pub const EXIT_LAUNCH_ERROR: i32 = 125;
 
-fn sessions_root() -> anyhow::Result<std::path::PathBuf> {
+pub fn sessions_root() -> anyhow::Result<std::path::PathBuf> {
     let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
     let uid = rustix::process::getuid().as_raw();
     Ok(session::sessions_root(xdg.as_deref(), uid)?)

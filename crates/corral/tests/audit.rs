@@ -184,3 +184,42 @@ fn changed_files_are_reported_with_exec_triggers_first() {
         "{text}"
     );
 }
+
+#[test]
+fn ps_lists_a_running_session_and_forgets_it_when_it_ends() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    let mut corral = Reaped(
+        fx.corral()
+            .args(["run", "--yes", "--", "sleep", "30"])
+            .spawn()
+            .unwrap(),
+    );
+    let started = wait_until(Duration::from_secs(20), || {
+        logs_of(&fx).pop().is_some_and(|l| {
+            std::fs::read_to_string(l)
+                .unwrap_or_default()
+                .contains("session.start")
+        })
+    });
+    assert!(started, "the session did not start");
+    let ours = |fx: &Fixture| -> Vec<serde_json::Value> {
+        let o = fx.corral().args(["ps", "--json"]).output().unwrap();
+        assert_code(&o, 0);
+        let all: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+        all.into_iter()
+            .filter(|r| r["workspace"] == fx.ws.display().to_string())
+            .collect()
+    };
+    let rows = ours(&fx);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["pid"], corral.pid());
+    assert_eq!(rows[0]["profile"], "default");
+    assert_eq!(rows[0]["command"], serde_json::json!(["sleep", "30"]));
+    drop(corral.0.kill());
+    assert!(corral.wait_for_exit(Duration::from_secs(10)).is_some());
+    assert_eq!(ours(&fx), Vec::<serde_json::Value>::new());
+}
