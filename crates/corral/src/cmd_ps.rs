@@ -94,8 +94,8 @@ pub fn ps(runtime_root: &Path, logs: &[PathBuf], json: bool) -> anyhow::Result<i
         return Ok(0);
     }
     println!(
-        "{:<16}  {:>7}  {:>7}  {:>9}  {:>5}  {:<8}  {}",
-        "ID", "PID", "UPTIME", "MEMORY", "PROCS", "PROFILE", "WORKSPACE / COMMAND"
+        "{:<16}  {:>7}  {:>7}  {:>9}  {:>5}  {:<8}  WORKSPACE / COMMAND",
+        "ID", "PID", "UPTIME", "MEMORY", "PROCS", "PROFILE"
     );
     for r in rows {
         let mem = r
