@@ -108,8 +108,22 @@ fn find(sessions: &Path, id: Option<&str>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// How `corral logs` prints.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// JSON lines as written.
+    pub json: bool,
+    /// Only these kinds (`session`, `env`, `fs`, `limit`); empty: all.
+    pub kinds: Vec<String>,
+    /// Keep printing until `session.end`.
+    pub follow: bool,
+}
+
+/// How often `--follow` looks for new records.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// `corral logs`.
-pub fn logs(home: &Path, id: Option<&str>, json: bool, verify: bool) -> anyhow::Result<i32> {
+pub fn logs(home: &Path, id: Option<&str>, view: &View, verify: bool) -> anyhow::Result<i32> {
     let dir = find(&sessions_dir(home), id)?;
     let name = dir
         .file_name()
@@ -134,17 +148,40 @@ pub fn logs(home: &Path, id: Option<&str>, json: bool, verify: bool) -> anyhow::
             }
         });
     }
-    for line in text.lines() {
-        if json {
-            println!("{line}");
-            continue;
-        }
-        match serde_json::from_str::<Record>(line) {
-            Ok(r) => println!("{:>4}  {}  {}", r.seq, r.event.name(), summary(&r.event)),
-            Err(_) => println!("      (not a record) {line}"),
-        }
+    let mut done = 0usize;
+    let mut ended = print_new(&text, &mut done, view);
+    while view.follow && !ended {
+        std::thread::sleep(FOLLOW_POLL);
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        ended = print_new(&text, &mut done, view);
     }
     Ok(0)
+}
+
+/// Prints the complete lines of `text` after the first `done`; returns whether `session.end` was
+/// among them.
+fn print_new(text: &str, done: &mut usize, view: &View) -> bool {
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    let mut ended = false;
+    for line in complete.lines().skip(*done) {
+        *done += 1;
+        let record = serde_json::from_str::<Record>(line).ok();
+        ended |= record
+            .as_ref()
+            .is_some_and(|r| matches!(r.event, Event::SessionEnd { .. }));
+        let kind = record
+            .as_ref()
+            .map(|r| r.event.name().split('.').next().unwrap_or_default().to_string());
+        if !view.kinds.is_empty() && !kind.is_some_and(|k| view.kinds.contains(&k)) {
+            continue;
+        }
+        match (view.json, record) {
+            (true, _) => println!("{line}"),
+            (false, Some(r)) => println!("{:>4}  {}  {}", r.seq, r.event.name(), summary(&r.event)),
+            (false, None) => println!("      (not a record) {line}"),
+        }
+    }
+    ended
 }
 
 fn summary(e: &Event) -> String {

@@ -89,8 +89,15 @@ pub struct LogsArgs {
     #[arg(long)]
     pub json: bool,
     /// Check the hash chain: detects an edited, reordered, removed or cut-off record.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     pub verify: bool,
+    /// Only these kinds of event: the part of the name before the dot (`session`, `env`, `fs`,
+    /// `limit`), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
+    /// Keep printing new records until the session ends.
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 /// Flags of `corral check`.
@@ -118,7 +125,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Logs(args) => {
             let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
-            crate::auditlog::logs(&home, args.id.as_deref(), args.json, args.verify)
+            let view = crate::auditlog::View {
+                json: args.json,
+                kinds: args.kind.clone(),
+                follow: args.follow,
+            };
+            crate::auditlog::logs(&home, args.id.as_deref(), &view, args.verify)
         }
         Command::Trust(args) => crate::cmd_trust::trust(&args, cli.yes),
         Command::Profile { cmd } => crate::cmd_profile::profile(&cmd),

@@ -183,6 +183,14 @@ fn changed_files_are_reported_with_exec_triggers_first() {
         text.contains("\"event\":\"fs.changed\",\"exec_triggers\":[\".github/workflows/ci.yml\",\"Makefile\"],\"others\":[\"src/lib.rs\"],\"truncated\":false"),
         "{text}"
     );
+    let only_fs = fx.corral().args(["logs", "--kind", "fs"]).output().unwrap();
+    assert_code(&only_fs, 0);
+    let out = stdout(&only_fs);
+    let kinds: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["fs.changed"], "{out}");
 }
 
 #[test]
