@@ -16,3 +16,4 @@ pub mod render;
 pub mod seccomp_policy;
 pub mod secrets;
 pub mod tighten;
+pub mod why;

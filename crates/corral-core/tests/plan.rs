@@ -405,3 +405,53 @@ fn env_sources_apply_in_order_and_secrets_are_withheld() {
         "{redacted}"
     );
 }
+
+#[test]
+fn why_names_the_rule_that_decides() {
+    use corral_core::why::why;
+    let plan = plan::build(&default_profile(), &inv(), Path::new(WS), &facts()).unwrap();
+    let home = Path::new(HOME);
+    let first = |t: &str| why(&plan, t, home).remove(0);
+    assert_eq!(
+        first(&format!("{WS}/.env")),
+        format!(
+            "{WS}/.env: hidden — {WS}/.env is masked (empty, read-only) because it matches filesystem.deny"
+        )
+    );
+    assert_eq!(
+        first("~/.ssh/id_ed25519"),
+        format!("{HOME}/.ssh/id_ed25519: writable, private — {HOME} is a tmpfs of the sandbox (1024 MiB), gone when it ends; nothing of the host is there")
+    );
+    assert_eq!(
+        why(&plan, "~/.ssh/id_ed25519", home).last().unwrap(),
+        &format!("{HOME}/.ssh is a built-in secret path (crates/corral-core/src/secrets.rs): the host's copy is never visible in the sandbox")
+    );
+    assert_eq!(
+        first("~/.cargo/credentials.toml"),
+        format!("{HOME}/.cargo/credentials.toml: hidden — {HOME}/.cargo/credentials.toml is masked (empty, read-only) because it is a built-in secret path")
+    );
+    assert_eq!(
+        first(&format!("{WS}/.git/hooks/pre-commit")),
+        format!("{WS}/.git/hooks/pre-commit: read-only — {WS}/.git/hooks is in filesystem.protect (your tools run it later, outside)")
+    );
+    assert_eq!(
+        why(&plan, &format!("{WS}/src/main.rs"), home),
+        vec![
+            format!("{WS}/src/main.rs: writable — bind of {WS} at {WS} [workspace]"),
+            format!("landlock: everything beneath {WS}"),
+        ]
+    );
+    assert_eq!(
+        first("/usr/bin/ls"),
+        "/usr/bin/ls: read-only — bind of /usr at /usr [system]"
+    );
+    assert_eq!(first("/var/lib/tailscale/x"), "/var/lib/tailscale/x: absent — the sandbox's root holds only the mounts of the plan, and none covers it");
+    assert_eq!(
+        why(&plan, "example.com:443", home),
+        vec!["example.com:443: denied — network.mode = \"none\": the sandbox has its own network namespace with only lo; no packet can leave it"]
+    );
+    assert_eq!(
+        why(&plan, "127.0.0.1:8080", home),
+        vec!["127.0.0.1:8080: denied — the sandbox's own loopback (not the host's), and Landlock allows TCP connect only to network.local_ports (none)"]
+    );
+}

@@ -63,6 +63,22 @@ impl AuditLog {
         })
     }
 
+    /// Saves the session's plan (redacted: no environment value in full) beside the log, for
+    /// `corral why --session`.
+    pub fn save_plan(&mut self, plan: &corral_core::plan::Plan) {
+        let path = self.path.with_file_name("plan.json");
+        let body = serde_json::to_vec_pretty(&plan.redacted()).unwrap_or_default();
+        let saved = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&body));
+        if let Err(e) = saved {
+            eprintln!("corral: warning: saving the plan {}: {e}", path.display());
+        }
+    }
+
     /// Appends one record. A failed write is reported once and never stops the sandbox: the log
     /// then ends early, which `corral logs --verify` shows (no `session.end`).
     pub fn write(&mut self, event: Event) {
@@ -121,6 +137,14 @@ pub struct View {
 
 /// How often `--follow` looks for new records.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The plan a session saved (`corral why --session`).
+pub fn session_plan(home: &Path, id: &str) -> anyhow::Result<corral_core::plan::Plan> {
+    let dir = find(&sessions_dir(home), Some(id))?;
+    let path = dir.join("plan.json");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
 
 /// `corral logs`.
 pub fn logs(home: &Path, id: Option<&str>, view: &View, verify: bool) -> anyhow::Result<i32> {

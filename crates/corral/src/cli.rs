@@ -24,6 +24,17 @@ enum Command {
     Gc,
     /// Show a session's audit log (default: the most recent session).
     Logs(LogsArgs),
+    /// Explain whether an access from inside is allowed, and which rule decides: a path
+    /// (`/etc/shadow`, `~/.ssh/id_ed25519`, `./.env`) or a host (`example.com:443`).
+    Why(WhyArgs),
+    /// End a running session: SIGTERM to its command (--force: SIGKILL to the whole sandbox).
+    Kill {
+        /// The session id (or a unique prefix), from `corral ps`.
+        id: String,
+        /// SIGKILL instead of SIGTERM.
+        #[arg(long)]
+        force: bool,
+    },
     /// List the sessions running now: what they run, how they are confined, what they use.
     Ps {
         /// Print JSON.
@@ -80,6 +91,19 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// Flags of `corral why`.
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// A path or `host[:port]`.
+    pub target: String,
+    /// Explain from this running or past session's plan (default: the plan a launch here would use).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// The profile a launch here would use (as for `corral run`).
+    #[arg(long, value_name = "NAME|PATH", conflicts_with = "session")]
+    pub profile: Option<String>,
+}
+
 /// Flags of `corral logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -117,6 +141,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => crate::run::run(&args, cli.yes),
         Command::Check(args) => crate::run::check(&args),
         Command::Gc => crate::run::gc(),
+        Command::Why(args) => crate::run::why(&args),
+        Command::Kill { id, force } => crate::run::kill(&id, force),
         Command::Ps { json } => {
             let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
             let root = crate::run::sessions_root()?;

@@ -24,6 +24,42 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     if let Some(note) = context::drop_root_if_needed()? {
         eprintln!("corral: {note}");
     }
+    let Prepared {
+        mut plan,
+        profile,
+        inv,
+        workspace,
+    } = prepare(args)?;
+
+    if args.dry_run {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&plan.redacted())?);
+        } else {
+            print!("{}", render_plan(&plan));
+        }
+        return Ok(0);
+    }
+    for w in &plan.warnings {
+        eprintln!("corral: warning: {w}");
+    }
+    if !confirm_environment(&mut plan, &profile, &inv, yes)? {
+        eprintln!("corral: not launched; nothing was changed");
+        return Ok(EXIT_NOT_CONFIRMED);
+    }
+    launch_session(args, plan, &inv, &workspace)
+}
+
+/// A plan and what it was made from.
+struct Prepared {
+    plan: plan::Plan,
+    profile: corral_core::profile::Profile,
+    inv: plan::Invocation,
+    workspace: std::path::PathBuf,
+}
+
+/// Everything before the launch: profile layers, workspace, project files, env files, host facts,
+/// and the plan. Changes nothing.
+fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     let mut inv = context::invocation(args.command.clone(), args.shell, args.env.clone())?;
     let (name, mut layers) = context::base_layers(args.profile.as_deref(), &inv.home)?;
     let base = corral_core::profile::resolve(&name, &layers)?;
@@ -44,29 +80,27 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     let probe = plan::probe_paths(&profile, &inv, &workspace);
     let secret_patterns = plan::secret_paths(&inv.home, inv.uid);
     let facts = corral_sys::facts::gather(&probe, &secret_patterns, &workspace, &deny)?;
-    let mut plan = plan::build(&profile, &inv, &workspace, &facts)?;
+    let plan = plan::build(&profile, &inv, &workspace, &facts)?;
+    Ok(Prepared {
+        plan,
+        profile,
+        inv,
+        workspace,
+    })
+}
 
-    if args.dry_run {
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&plan.redacted())?);
-        } else {
-            print!("{}", render_plan(&plan));
-        }
-        return Ok(0);
-    }
-    for w in &plan.warnings {
-        eprintln!("corral: warning: {w}");
-    }
-    if !confirm_environment(&mut plan, &profile, &inv, yes)? {
-        eprintln!("corral: not launched; nothing was changed");
-        return Ok(EXIT_NOT_CONFIRMED);
-    }
-
+/// The session: gc, session state, audit log, placeholders, the launch, the exit report.
+fn launch_session(
+    args: &RunArgs,
+    mut plan: plan::Plan,
+    inv: &plan::Invocation,
+    workspace: &std::path::Path,
+) -> anyhow::Result<i32> {
     let root = sessions_root()?;
     for line in session::gc(&root) {
         eprintln!("corral: cleaned up after a killed session: {line}");
     }
-    let mut session = Session::create(&root, &workspace)?;
+    let mut session = Session::create(&root, workspace)?;
     let started = std::time::Instant::now();
     // The audit log lives in the user's state directory; a user without a writable home (corral
     // started as root runs as `nobody`) gets it in corral's runtime directory, and is told so.
@@ -88,6 +122,7 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
             return Err(e);
         }
     };
+    log.save_plan(&plan);
     log.write(env_audit_event(&plan));
     let since = corral_sys::facts::file_clock_now();
     let result = match session.create_placeholders(&plan.placeholders) {
@@ -105,7 +140,7 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     };
     // What the session changed in the workspace (before the placeholders go: they are skipped).
     let placeholders: Vec<std::path::PathBuf> = plan.placeholders.iter().map(|p| p.path.clone()).collect();
-    report_changes(&workspace, since, &placeholders, &mut log);
+    report_changes(workspace, since, &placeholders, &mut log);
     // Placeholders and the session directory go on every path out, success or not.
     for note in session.finish() {
         eprintln!("corral: {note}");
@@ -354,6 +389,60 @@ fn level_name(r: &LayerReport) -> &'static str {
         corral_core::layer::Level::Required => "required",
         corral_core::layer::Level::BestEffort => "best effort",
     }
+}
+
+/// `corral why`: explains an access from the plan a launch here would use, or from a session's.
+pub fn why(args: &crate::cli::WhyArgs) -> anyhow::Result<i32> {
+    let (plan, home) = match &args.session {
+        Some(id) => {
+            let home = context::invocation(Vec::new(), false, Vec::new())?.home;
+            (crate::auditlog::session_plan(&home, id)?, home)
+        }
+        None => {
+            let run_args = RunArgs {
+                profile: args.profile.clone(),
+                shell: false,
+                dry_run: true,
+                json: false,
+                verbose: false,
+                env: Vec::new(),
+                memory: None,
+                pids: None,
+                timeout: None,
+                command: Vec::new(),
+            };
+            let p = prepare(&run_args)?;
+            (p.plan, p.inv.home)
+        }
+    };
+    for line in corral_core::why::why(&plan, &args.target, &home) {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+/// `corral kill`: ends a running session (its supervisor forwards the signal to the sandbox).
+pub fn kill(id: &str, force: bool) -> anyhow::Result<i32> {
+    let root = sessions_root()?;
+    let live = session::live_sessions(&root);
+    let hits: Vec<&session::SessionState> = live.iter().filter(|s| s.id.starts_with(id)).collect();
+    let s = match hits.as_slice() {
+        [one] => *one,
+        [] => anyhow::bail!("no running session {id:?} (see `corral ps`)"),
+        _ => anyhow::bail!(
+            "{id:?} names {} running sessions: give more of the id",
+            hits.len()
+        ),
+    };
+    let (sig, name) = if force {
+        (rustix::process::Signal::KILL, "SIGKILL")
+    } else {
+        (rustix::process::Signal::TERM, "SIGTERM")
+    };
+    let pid = rustix::process::Pid::from_raw(i32::try_from(s.pid).unwrap_or(0)).context("session pid")?;
+    rustix::process::kill_process(pid, sig).with_context(|| format!("kill({}, {name})", s.pid))?;
+    println!("sent {name} to session {} (pid {})", s.id, s.pid);
+    Ok(0)
 }
 
 /// `corral check`.

@@ -231,3 +231,63 @@ fn ps_lists_a_running_session_and_forgets_it_when_it_ends() {
     assert!(corral.wait_for_exit(Duration::from_secs(10)).is_some());
     assert_eq!(ours(&fx), Vec::<serde_json::Value>::new());
 }
+
+#[test]
+fn why_explains_a_path_and_kill_ends_a_session() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    fx.ws_file(".env", "A=1\n");
+    fx.chown();
+    let o = fx.corral().args(["why", "./.env"]).output().unwrap();
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o).lines().next().unwrap(),
+        format!(
+            "{0}/.env: hidden — {0}/.env is masked (empty, read-only) because it matches filesystem.deny",
+            fx.ws.display()
+        )
+    );
+    let mut corral = Reaped(
+        fx.corral()
+            .args(["run", "--yes", "--", "sleep", "30"])
+            .spawn()
+            .unwrap(),
+    );
+    let started = wait_until(Duration::from_secs(20), || {
+        logs_of(&fx).pop().is_some_and(|l| {
+            std::fs::read_to_string(l)
+                .unwrap_or_default()
+                .contains("session.start")
+        })
+    });
+    assert!(started, "the session did not start");
+    let id = logs_of(&fx)
+        .pop()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let w = fx
+        .corral()
+        .args(["why", "--session", &id, "/usr/bin/true"])
+        .output()
+        .unwrap();
+    assert_code(&w, 0);
+    assert_eq!(
+        stdout(&w).lines().next().unwrap(),
+        "/usr/bin/true: read-only — bind of /usr at /usr [system]"
+    );
+    let k = fx.corral().args(["kill", &id]).output().unwrap();
+    assert_code(&k, 0);
+    let status = corral
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("the session did not end");
+    assert_eq!(status.code(), Some(128 + 15));
+    let log = logs_of(&fx).pop().unwrap();
+    assert_eq!(events(&log).last().map(String::as_str), Some("session.end"));
+}
