@@ -63,6 +63,16 @@ pub enum Event {
         /// More files changed than listed.
         truncated: bool,
     },
+    /// A program started inside the sandbox. Arguments that look like secrets are masked.
+    #[serde(rename = "exec")]
+    Exec {
+        /// Its pid, as the host sees it.
+        pid: i32,
+        /// The path given to execve, as given (not resolved).
+        path: String,
+        /// Its arguments, secrets masked, long ones cut.
+        argv: Vec<String>,
+    },
     /// A resource limit that ended or hurt the session.
     #[serde(rename = "limit.hit")]
     LimitHit {
@@ -81,6 +91,9 @@ pub enum Event {
     },
 }
 
+/// The kinds of event (each name's part before the dot), for `corral logs --kind`.
+pub const KINDS: &[&str] = &["session", "env", "exec", "fs", "limit"];
+
 impl Event {
     /// The stable event name.
     pub fn name(&self) -> &'static str {
@@ -89,10 +102,43 @@ impl Event {
             Event::EnvAudit { .. } => "env.audit",
             Event::FsWatch { .. } => "fs.watch",
             Event::FsChanged { .. } => "fs.changed",
+            Event::Exec { .. } => "exec",
             Event::LimitHit { .. } => "limit.hit",
             Event::SessionEnd { .. } => "session.end",
         }
     }
+}
+
+/// An argument as it may be written to the log: every word in it (a `sh -c` script holds many)
+/// that looks like a secret is masked, alone or after `NAME=` / `--name=`; the rest is kept.
+pub fn mask_arg(arg: &str) -> String {
+    let mut out = String::with_capacity(arg.len());
+    for piece in arg.split_inclusive(char::is_whitespace) {
+        let word = piece.trim_end_matches(char::is_whitespace);
+        let ws = &piece[word.len()..];
+        // Quotes and shell punctuation around a word are not part of the value.
+        let inner = word.trim_matches(|c| matches!(c, '\'' | '"' | '`' | ';' | '(' | ')' | '&' | '|'));
+        let lead = word.find(inner).unwrap_or(0);
+        out.push_str(&word[..lead]);
+        out.push_str(&mask_word(inner));
+        out.push_str(&word[lead + inner.len()..]);
+        out.push_str(ws);
+    }
+    out
+}
+
+fn mask_word(word: &str) -> String {
+    use crate::envaudit::{classify, classify_content, mask};
+    if let Some((name, value)) = word.split_once('=') {
+        let bare = name.trim_start_matches('-');
+        if !value.is_empty() && classify(bare, value).is_some() {
+            return format!("{name}={}", mask(value));
+        }
+    }
+    if classify_content(word).is_some() {
+        return mask(word);
+    }
+    word.to_string()
 }
 
 /// One record as written.
@@ -322,5 +368,64 @@ mod tests {
                 ended: false
             })
         );
+    }
+
+    #[test]
+    fn secrets_in_arguments_are_masked_word_by_word() {
+        let key = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789";
+        for arg in [
+            key.to_string(),
+            format!("--token={key}"),
+            format!("API_TOKEN={key}"),
+            format!("curl -H 'x-api-key: {key}' https://example.com; echo ok"),
+        ] {
+            let m = mask_arg(&arg);
+            assert!(!m.contains(&key[8..]), "{arg:?} → {m:?}");
+        }
+        // Ordinary arguments, and the shape of a script, stay as they were.
+        for arg in [
+            "-c",
+            "ls -l /usr/lib/x86_64-linux-gnu/libc.so.6",
+            "make -j2 test",
+            "--color=auto",
+        ] {
+            assert_eq!(mask_arg(arg), arg);
+        }
+        assert!(mask_arg(&format!("echo {key} | wc")).starts_with("echo sk-ant-"));
+        assert!(mask_arg(&format!("echo {key} | wc")).ends_with(" | wc"));
+    }
+
+    #[test]
+    fn every_event_kind_is_listed() {
+        let events = [
+            Event::Exec {
+                pid: 1,
+                path: String::new(),
+                argv: vec![],
+            },
+            Event::FsWatch { note: String::new() },
+            Event::LimitHit {
+                message: String::new(),
+            },
+            Event::SessionEnd {
+                exit_code: 0,
+                duration_ms: 0,
+                error: None,
+            },
+            Event::EnvAudit {
+                passed: vec![],
+                withheld: vec![],
+                left_out: vec![],
+            },
+            Event::FsChanged {
+                exec_triggers: vec![],
+                others: vec![],
+                truncated: false,
+            },
+        ];
+        for e in events {
+            let kind = e.name().split('.').next().unwrap();
+            assert!(KINDS.contains(&kind), "{kind}");
+        }
     }
 }

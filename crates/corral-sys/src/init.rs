@@ -155,6 +155,27 @@ fn send(ctl: &UnixStream, msg: &InitMsg) {
     }
 }
 
+/// Like [`send`], with one descriptor attached (SCM_RIGHTS).
+fn send_with_fd(ctl: &UnixStream, msg: &InitMsg, fd: std::os::fd::BorrowedFd<'_>) {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let Ok(mut line) = serde_json::to_vec(msg) else {
+        return;
+    };
+    line.push(b'\n');
+    let fds = [fd];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    // One short line: a stream socket with room sends it whole. A supervisor that is gone
+    // cannot be told, as in `send`.
+    let _ = sendmsg(
+        ctl,
+        &[std::io::IoSlice::new(&line)],
+        &mut control,
+        SendFlags::empty(),
+    );
+}
+
 fn run(ctl: &UnixStream) -> Result<i32, InitError> {
     let started = set_up_and_start(ctl)?;
     reap(ctl, started)
@@ -238,6 +259,18 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     // child as the very last step before execve.
     let filter = seccomp::compile(&plan.seccomp)?;
 
+    // The exec listener goes on init itself, so every process it starts inherits it, and its
+    // descriptor reaches the supervisor before the first exec (which waits for the supervisor).
+    // Without it the sandbox still runs: the log then says exec events are not recorded.
+    let exec_listener = crate::execwatch::install_exec_listener();
+    let exec_audit = match &exec_listener {
+        Ok(_) => "every exec recorded".to_string(),
+        Err(e) => format!(
+            "{} (seccomp user notification: {e})",
+            crate::protocol::EXEC_AUDIT_OFF
+        ),
+    };
+
     let reports = vec![
         cgroupns,
         report(
@@ -253,7 +286,12 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
             "no_new_privs set; every capability set empty".into(),
         ),
         report(&plan, Layer::Landlock, landlock.achieved, landlock.detail.clone()),
-        report(&plan, Layer::Seccomp, Achieved::Full, seccomp_summary(&plan)),
+        report(
+            &plan,
+            Layer::Seccomp,
+            Achieved::Full,
+            format!("{}; {exec_audit}", seccomp_summary(&plan)),
+        ),
         report(
             &plan,
             Layer::Rlimits,
@@ -262,6 +300,11 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
         ),
     ];
     send(ctl, &InitMsg::Layers { reports });
+    if let Ok(listener) = exec_listener {
+        send_with_fd(ctl, &InitMsg::ExecListener, listener.as_fd());
+        // Init keeps no copy: only the supervisor may answer.
+        drop(listener);
+    }
 
     let agent = start_command(&plan, &program, &filter)?;
     send(ctl, &InitMsg::Started { pid: agent });
@@ -523,6 +566,12 @@ fn start_command(plan: &Plan, program: &Path, filter: &seccomp::CompiledSeccomp)
         if let Err(e) = ll::cloexec_from(3) {
             fail(3, e);
         }
+        // Init made itself non-dumpable, and this copy of it inherited that; but the supervisor
+        // must read this process's execve arguments (the exec audit), and a non-dumpable process
+        // whose mm belongs to the host's user namespace (init's binary is owned by a uid not
+        // mapped in here) refuses it. Nothing else runs in the sandbox yet to take advantage, and
+        // exec is next. Failure only costs the record of this one exec.
+        let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable);
         // seccomp last: after it, only execve is left to do.
         if let Err(e) = seccomp::install(filter) {
             fail(4, std::io::Error::other(e.to_string()));

@@ -10,6 +10,7 @@
 //! after, whatever happened inside.
 
 use crate::cgroup::{CgroupEvents, CgroupHost, CgroupLimits, SessionCgroup};
+use crate::execwatch::ExecWatch;
 use crate::ll;
 use crate::protocol::{InitMsg, EARLY_FAILURE_MAGIC, EARLY_STAGES};
 use crate::watch::Watcher;
@@ -126,6 +127,8 @@ pub trait Observer {
     fn note(&mut self, line: &str);
     /// The session cgroup's directories, as soon as they exist (to be recorded for clean-up).
     fn cgroup(&mut self, paths: &[std::path::PathBuf]);
+    /// A program started inside (already running: the exec was let go before this call).
+    fn exec(&mut self, seen: &crate::execwatch::ExecSeen);
 }
 
 /// Launches the plan and waits for the sandbox to end.
@@ -259,6 +262,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         match m {
             Msg::Init(InitMsg::Layers { reports }) => layers.extend(reports),
             Msg::Init(InitMsg::Started { pid }) => outcome.pid = Some(pid),
+            Msg::Init(InitMsg::ExecListener) => {}
             Msg::Init(InitMsg::Error { code, message }) => {
                 outcome.exit_code = code;
                 outcome.error = Some(message);
@@ -550,14 +554,22 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
     let mut buf = Vec::new();
     let mut seen = 0usize;
     let mut ctl_open = true;
+    // Init's exec listener, once it arrives on the control socket. Kept until no process in the
+    // sandbox can exec any more: without it, their execs would fail.
+    let mut exec_watch: Option<ExecWatch> = None;
     let status = loop {
         if let Some((_, status)) = ll::wait_nohang(pid).map_err(step(format!("waitpid({pid})")))? {
             break status;
         }
         let wfd = ctx.watcher.fd();
         let mut fds = vec![PollFd::new(&sfd, PollFlags::IN), PollFd::new(&wfd, PollFlags::IN)];
+        let ctl_at = fds.len();
         if ctl_open {
             fds.push(PollFd::new(ctl, PollFlags::IN));
+        }
+        let exec_at = fds.len();
+        if let Some(w) = &exec_watch {
+            fds.push(PollFd::new(w, PollFlags::IN));
         }
         // Wake at the wall-clock deadline, if there is one.
         let timeout = ctx.deadline.map(|d| {
@@ -579,18 +591,42 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(step("poll")(e.into())),
         }
-        let ctl_ready = fds.get(2).is_some_and(|f| !f.revents().is_empty());
+        let ctl_ready = ctl_open && !fds[ctl_at].revents().is_empty();
+        let exec_events = fds
+            .get(exec_at)
+            .map(|f| f.revents())
+            .unwrap_or(PollFlags::empty());
         let sig_ready = fds[0].revents().contains(PollFlags::IN);
         let watch_ready = fds[1].revents().contains(PollFlags::IN);
         drop(fds);
+        if exec_events.contains(PollFlags::IN) {
+            if let Some(w) = &exec_watch {
+                match w.handle() {
+                    Ok(Some(seen)) => ctx.observer.exec(&seen),
+                    Ok(None) => {}
+                    Err(e) => ctx
+                        .observer
+                        .note(&format!("exec audit: reading a notification: {e}")),
+                }
+            }
+        } else if exec_events.intersects(PollFlags::HUP | PollFlags::ERR) {
+            // Every process under the filter is gone: nothing can exec any more.
+            exec_watch = None;
+        }
         if watch_ready {
             ctx.on_watch();
         }
         if ctl_ready {
             let mut chunk = [0u8; 4096];
-            match (&*ctl).read(&mut chunk) {
-                Ok(0) | Err(_) => ctl_open = false,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            match recv_with_fds(ctl, &mut chunk) {
+                Ok((0, _)) | Err(_) => ctl_open = false,
+                Ok((n, fds)) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Only init writes here, and the one descriptor it sends is the listener.
+                    if exec_watch.is_none() {
+                        exec_watch = fds.into_iter().next().map(ExecWatch::new);
+                    }
+                }
             }
             // Hand complete lines to the caller as they arrive.
             let msgs = parse_msgs(complete_lines(&buf));
@@ -615,6 +651,26 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
     buf.extend_from_slice(&rest);
     let _ = ll::set_sigmask(&HANDLED, libc::SIG_UNBLOCK);
     Ok((status, parse_msgs(&buf)))
+}
+
+/// One read from the control socket, with any descriptors that came along (closed on drop).
+fn recv_with_fds(ctl: &UnixStream, chunk: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = recvmsg(
+        ctl,
+        &mut [std::io::IoSliceMut::new(chunk)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(r) = m {
+            fds.extend(r);
+        }
+    }
+    Ok((got.bytes, fds))
 }
 
 fn complete_lines(buf: &[u8]) -> &[u8] {

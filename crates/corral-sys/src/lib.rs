@@ -2,6 +2,7 @@
 //! `unsafe` appear, each block under a `// SAFETY:` comment naming the invariant it relies on.
 
 pub mod cgroup;
+pub mod execwatch;
 pub mod facts;
 pub mod init;
 pub mod landlock;

@@ -23,6 +23,10 @@ pub const EARLY_STAGES: [&str; 8] = [
     "execve(/proc/self/exe __init)",
 ];
 
+/// Words in the seccomp layer's detail when the kernel refused the exec listener (the session
+/// runs without `exec` records; corral warns about it).
+pub const EXEC_AUDIT_OFF: &str = "exec events NOT recorded";
+
 /// A message from the sandbox's init.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -33,6 +37,9 @@ pub enum InitMsg {
         /// One report per layer.
         reports: Vec<LayerReport>,
     },
+    /// Sent with the exec listener attached (SCM_RIGHTS): from now on every execve inside waits
+    /// for the supervisor to read it (see [`crate::execwatch`]).
+    ExecListener,
     /// The command is running.
     Started {
         /// Its pid inside the sandbox.

@@ -463,6 +463,27 @@ fn condition(
     Ok(SeccompCondition::new(arg, len, op, value)?)
 }
 
+/// The exec-audit filter (see [`crate::execwatch`]): `execve` and `execveat` go to the
+/// user-notification listener, everything else is allowed. It checks no architecture: the
+/// prefilter, installed after it on the command, kills any other ABI first (KILL outranks
+/// USER_NOTIF whatever the order of filters).
+pub(crate) fn exec_listener_program() -> [libc::sock_filter; 5] {
+    let nr = |n: libc::c_long| u32::try_from(n).unwrap_or(u32::MAX);
+    let f = |i: sock_filter| libc::sock_filter {
+        code: i.code,
+        jt: i.jt,
+        jf: i.jf,
+        k: i.k,
+    };
+    [
+        f(bpf_stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR)),
+        f(bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, nr(libc::SYS_execve), 2, 0)),
+        f(bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, nr(libc::SYS_execveat), 1, 0)),
+        f(bpf_stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW)),
+        f(bpf_stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF)),
+    ]
+}
+
 fn bpf_stmt(code: u16, k: u32) -> sock_filter {
     sock_filter {
         code,

@@ -129,7 +129,7 @@ fn find(sessions: &Path, id: Option<&str>) -> anyhow::Result<PathBuf> {
 pub struct View {
     /// JSON lines as written.
     pub json: bool,
-    /// Only these kinds (`session`, `env`, `fs`, `limit`); empty: all.
+    /// Only these kinds (`session`, `env`, `exec`, `fs`, `limit`); empty: all.
     pub kinds: Vec<String>,
     /// Keep printing until `session.end`.
     pub follow: bool,
@@ -148,6 +148,12 @@ pub fn session_plan(home: &Path, id: &str) -> anyhow::Result<corral_core::plan::
 
 /// `corral logs`.
 pub fn logs(home: &Path, id: Option<&str>, view: &View, verify: bool) -> anyhow::Result<i32> {
+    if let Some(k) = view.kinds.iter().find(|k| !audit::KINDS.contains(&k.as_str())) {
+        anyhow::bail!(
+            "--kind {k:?}: not a kind of event (kinds: {})",
+            audit::KINDS.join(", ")
+        );
+    }
     let dir = find(&sessions_dir(home), id)?;
     let name = dir
         .file_name()
@@ -248,6 +254,9 @@ fn summary(e: &Event) -> String {
             left_out.len()
         ),
         Event::FsWatch { note } | Event::LimitHit { message: note } => note.clone(),
+        Event::Exec { pid, path, argv } => {
+            format!("pid {pid}: {path}: {}", corral_core::render::shell_words(argv))
+        }
         Event::FsChanged {
             exec_triggers,
             others,

@@ -115,7 +115,7 @@ pub struct LogsArgs {
     /// Check the hash chain: detects an edited, reordered, removed or cut-off record.
     #[arg(long, conflicts_with = "follow")]
     pub verify: bool,
-    /// Only these kinds of event: the part of the name before the dot (`session`, `env`, `fs`,
+    /// Only these kinds of event: the part of the name before the dot (`session`, `env`, `exec`, `fs`,
     /// `limit`), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,

@@ -343,14 +343,37 @@ impl corral_sys::launch::Observer for Reporter<'_> {
     }
     fn layers(&mut self, layers: &[LayerReport]) {
         report_layers(layers, self.verbose);
+        let exec_audit_off = corral_sys::protocol::EXEC_AUDIT_OFF;
+        if let Some(r) = layers.iter().find(|r| r.detail.contains(exec_audit_off)) {
+            eprintln!(
+                "corral: warning: this session's audit log will not list the programs started: {}",
+                r.detail
+            );
+        }
         let plan_json = serde_json::to_vec(self.plan).unwrap_or_default();
         self.log.write(Event::SessionStart {
             version: env!("CARGO_PKG_VERSION").to_string(),
             profile: self.plan.profile.clone(),
             plan_digest: corral_core::audit::sha256_hex(&plan_json),
             workspace: self.plan.workspace.display().to_string(),
-            command: self.plan.command.clone(),
+            command: self
+                .plan
+                .command
+                .iter()
+                .map(|a| corral_core::audit::mask_arg(a))
+                .collect(),
             layers: layers.to_vec(),
+        });
+    }
+    fn exec(&mut self, seen: &corral_sys::execwatch::ExecSeen) {
+        self.log.write(Event::Exec {
+            pid: seen.pid,
+            path: corral_core::audit::mask_arg(&seen.path),
+            argv: seen
+                .argv
+                .iter()
+                .map(|a| corral_core::audit::mask_arg(a))
+                .collect(),
         });
     }
     fn note(&mut self, line: &str) {

@@ -50,7 +50,10 @@ fn a_session_writes_a_chained_log_with_names_only() {
     assert_code(&o, 0);
     let logs = logs_of(&fx);
     assert_eq!(logs.len(), 1, "one log per session");
-    assert_eq!(events(&logs[0]), ["env.audit", "session.start", "session.end"]);
+    assert_eq!(
+        events(&logs[0]),
+        ["env.audit", "session.start", "exec", "session.end"]
+    );
     let text = std::fs::read_to_string(&logs[0]).unwrap();
     assert!(!text.contains(SECRET), "a secret's value reached the audit log");
     assert!(
@@ -60,7 +63,7 @@ fn a_session_writes_a_chained_log_with_names_only() {
     let v = fx.corral().args(["logs", "--verify"]).output().unwrap();
     assert_code(&v, 0);
     assert!(
-        stdout(&v).ends_with(": 3 records, chain intact; the session's end is recorded\n"),
+        stdout(&v).ends_with(": 4 records, chain intact; the session's end is recorded\n"),
         "{}",
         stdout(&v)
     );
@@ -111,7 +114,7 @@ fn a_limit_hit_is_recorded() {
     let log = logs_of(&fx).pop().unwrap();
     assert_eq!(
         events(&log),
-        ["env.audit", "session.start", "limit.hit", "session.end"]
+        ["env.audit", "session.start", "exec", "limit.hit", "session.end"]
     );
     assert!(std::fs::read_to_string(&log)
         .unwrap()
@@ -131,12 +134,13 @@ fn a_killed_supervisor_leaves_a_log_that_verifies_up_to_its_last_record() {
         .spawn()
         .unwrap();
     let mut corral = Reaped(child);
-    // Wait (bounded) until the session has started: its start is in the log.
+    // Wait (bounded) until the session has started: its start and the command's exec are in
+    // the log.
     let started = wait_until(Duration::from_secs(20), || {
         logs_of(&fx).pop().is_some_and(|l| {
             std::fs::read_to_string(l)
                 .unwrap_or_default()
-                .contains("session.start")
+                .contains("\"event\":\"exec\"")
         })
     });
     assert!(started, "the session did not start");
@@ -149,7 +153,7 @@ fn a_killed_supervisor_leaves_a_log_that_verifies_up_to_its_last_record() {
     assert_code(&v, 0);
     assert!(
         stdout(&v)
-            .ends_with(": 2 records, chain intact; no session.end: still running, or corral was killed\n"),
+            .ends_with(": 3 records, chain intact; no session.end: still running, or corral was killed\n"),
         "{}",
         stdout(&v)
     );
@@ -290,4 +294,56 @@ fn why_explains_a_path_and_kill_ends_a_session() {
     assert_eq!(status.code(), Some(128 + 15));
     let log = logs_of(&fx).pop().unwrap();
     assert_eq!(events(&log).last().map(String::as_str), Some("session.end"));
+}
+
+#[test]
+fn every_exec_inside_is_recorded_with_secrets_masked_and_the_listener_stays_outside() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    // The script runs programs directly, through a pipe, and from a child shell; it also lists
+    // its own descriptors, where the seccomp listener must not appear.
+    let script = format!(
+        "/bin/true --token={SECRET} plain; echo x | cat >/dev/null; sh -c 'exec env true'; ls -l /proc/self/fd/"
+    );
+    let o = fx
+        .corral()
+        .args(["run", "--yes", "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert!(
+        !stdout(&o).contains("seccomp"),
+        "the listener leaked in: {}",
+        stdout(&o)
+    );
+    let log = logs_of(&fx).pop().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains(SECRET),
+        "a secret in an argument reached the log: {text}"
+    );
+    let argvs: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "exec")
+        .map(|v| serde_json::from_value(v["argv"].clone()).unwrap())
+        .collect();
+    // Every call is recorded, including a PATH search's failed tries (env tries each directory
+    // with the same arguments): those collapse here.
+    let mut firsts: Vec<&str> = argvs.iter().map(|a| a[0].as_str()).collect();
+    firsts.dedup();
+    assert_eq!(
+        firsts,
+        ["sh", "/bin/true", "cat", "sh", "env", "true", "ls"],
+        "{argvs:?}"
+    );
+    assert_eq!(argvs[1][2], "plain");
+    assert!(argvs[1][1].starts_with("--token="), "{:?}", argvs[1]);
+    let h = fx.corral().args(["logs", "--kind", "exec"]).output().unwrap();
+    assert_code(&h, 0);
+    assert!(stdout(&h).contains("/bin/true '--token="), "{}", stdout(&h));
+    assert_code(&fx.corral().args(["logs", "--verify"]).output().unwrap(), 0);
 }

@@ -320,3 +320,13 @@ fn user_namespaces_blocked_names_the_failure_and_the_fix() {
     );
     assert_eq!(listing(&fx.ws), before);
 }
+
+#[test]
+fn logs_refuses_an_unknown_kind_naming_the_kinds() {
+    let fx = fixture();
+    let o = run_unchanged(&fx, &fx.ws, &["logs", "--kind", "exec,proc"]);
+    assert_refused(
+        &o,
+        &["--kind \"proc\": not a kind of event (kinds: session, env, exec, fs, limit)"],
+    );
+}

@@ -1,0 +1,181 @@
+//! Observation of every program started inside the sandbox, for the audit log: a seccomp filter
+//! that sends `execve` and `execveat` to a user-notification listener, which the supervisor holds.
+//!
+//! Observation only: the supervisor reads the new program's path and arguments from the caller's
+//! memory (`/proc/<pid>/mem`) and then always answers `SECCOMP_USER_NOTIF_FLAG_CONTINUE`, so the
+//! kernel runs the call as if no filter were there. No decision depends on what was read, so
+//! there is nothing to race for access. What the record can claim is limited accordingly
+//! (seccomp_unotify(2)): every call is recorded, including ones that then fail (a PATH search
+//! shows one per directory tried), and a hostile multi-threaded caller can change its memory
+//! between the supervisor's read and the kernel's, so the record shows what the arguments were
+//! when read. If the listener goes away (the supervisor dies), exec fails with ENOSYS: the
+//! sandbox is being torn down then anyway.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+
+/// Most arguments recorded per exec, and most bytes per argument (a huge command line is cut,
+/// and says so).
+const MAX_ARGS: usize = 256;
+const MAX_ARG_BYTES: usize = 4096;
+
+/// One program started inside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSeen {
+    /// Its pid (in corral's pid namespace).
+    pub pid: i32,
+    /// The path given to execve (not yet resolved).
+    pub path: String,
+    /// argv, possibly cut at [`MAX_ARGS`] entries of [`MAX_ARG_BYTES`] each.
+    pub argv: Vec<String>,
+}
+
+/// Installs the listener filter on the calling thread and returns the listener descriptor.
+/// Precondition: no_new_privs is set (as for every seccomp filter).
+pub fn install_exec_listener() -> io::Result<OwnedFd> {
+    let prog = crate::seccomp::exec_listener_program();
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(prog.len()).unwrap_or(u16::MAX),
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: fprog points at a live, correctly sized BPF program for the duration of the call;
+    // with SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns a new descriptor we then own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The supervisor's end: the listener (poll it for readability).
+#[derive(Debug)]
+pub struct ExecWatch {
+    fd: OwnedFd,
+}
+
+impl ExecWatch {
+    /// Wraps a listener received from the sandbox.
+    pub fn new(fd: OwnedFd) -> ExecWatch {
+        ExecWatch { fd }
+    }
+
+    /// Takes one pending notification: reads what is being executed, lets the call go on, and
+    /// returns what was seen (None when the caller died meanwhile, or nothing was pending).
+    /// Every notification is answered, whatever could be read.
+    pub fn handle(&self) -> io::Result<Option<ExecSeen>> {
+        // SAFETY: seccomp_notif is plain data; the kernel fills it (it must be zeroed first).
+        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: the ioctl writes one seccomp_notif into the live, writable `req`.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // ENOENT: the caller was killed before we read it.
+            return if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR | libc::EAGAIN)) {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        let pid = i32::try_from(req.pid).unwrap_or(0);
+        let args = req.data.args;
+        let (path_ptr, argv_ptr) = if i64::from(req.data.nr) == libc::SYS_execveat {
+            (args[1], args[2])
+        } else {
+            (args[0], args[1])
+        };
+        // Read before answering: once the exec goes on, that memory is gone.
+        // An exec that could not be read is still recorded, saying so.
+        let seen =
+            read_exec(pid, path_ptr, argv_ptr, || self.id_valid(req.id)).unwrap_or_else(|e| ExecSeen {
+                pid,
+                path: format!("(not readable: {e})"),
+                argv: Vec::new(),
+            });
+        let resp = libc::seccomp_notif_resp {
+            id: req.id,
+            val: 0,
+            error: 0,
+            // libc declares the flag (bit 0) as an unsigned long; the field is a u32.
+            flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap_or(1),
+        };
+        // SAFETY: the ioctl reads one seccomp_notif_resp from the live `resp`.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                return Err(e);
+            }
+        }
+        Ok(Some(seen))
+    }
+}
+
+impl ExecWatch {
+    /// Whether the notification is still pending: its caller is alive and still in the call, so
+    /// a `/proc/<pid>` opened before this check is that caller's, not a process that reused the pid.
+    fn id_valid(&self, id: u64) -> io::Result<()> {
+        // SAFETY: the ioctl reads one u64 from the live `id`.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl AsFd for ExecWatch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn read_cstring(mem: &File, addr: u64) -> io::Result<String> {
+    let mut buf = vec![0u8; MAX_ARG_BYTES];
+    let n = mem.read_at(&mut buf, addr)?;
+    buf.truncate(n);
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let mut s = String::from_utf8_lossy(&buf[..end]).into_owned();
+    if end == MAX_ARG_BYTES {
+        s.push('…');
+    }
+    Ok(s)
+}
+
+fn read_exec(
+    pid: i32,
+    path_ptr: u64,
+    argv_ptr: u64,
+    still_valid: impl Fn() -> io::Result<()>,
+) -> io::Result<ExecSeen> {
+    let mem = File::open(format!("/proc/{pid}/mem"))?;
+    still_valid()?;
+    let path = read_cstring(&mem, path_ptr)?;
+    let mut argv = Vec::new();
+    for i in 0..=MAX_ARGS as u64 {
+        let mut ptr = [0u8; 8];
+        if mem.read_at(&mut ptr, argv_ptr + i * 8)? != 8 {
+            break;
+        }
+        let p = u64::from_ne_bytes(ptr);
+        if p == 0 {
+            break;
+        }
+        if argv.len() == MAX_ARGS {
+            argv.push("…".to_string());
+            break;
+        }
+        argv.push(read_cstring(&mem, p)?);
+    }
+    Ok(ExecSeen { pid, path, argv })
+}
