@@ -68,6 +68,8 @@ pub enum Event {
     Exec {
         /// Its pid, as the host sees it.
         pid: i32,
+        /// Its parent's pid, as the host sees it (0: unknown).
+        ppid: i32,
         /// The path given to execve, as given (not resolved).
         path: String,
         /// Its arguments, secrets masked, long ones cut.
@@ -400,6 +402,7 @@ mod tests {
         let events = [
             Event::Exec {
                 pid: 1,
+                ppid: 0,
                 path: String::new(),
                 argv: vec![],
             },

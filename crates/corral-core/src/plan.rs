@@ -383,6 +383,10 @@ pub struct Plan {
     pub network: NetworkPlan,
     /// The command and its arguments (argv[0] is looked up in PATH inside the sandbox).
     pub command: Vec<String>,
+    /// Record every exec inside in the audit log (`sandbox.audit_exec`). Plans saved before the
+    /// switch existed had it on.
+    #[serde(default = "yes")]
+    pub audit_exec: bool,
     /// Things the user must be told at launch (exposed secrets, …).
     pub warnings: Vec<String>,
 }
@@ -986,8 +990,13 @@ pub fn build(
             local_ports: profile.local_ports.clone(),
         },
         command,
+        audit_exec: profile.audit_exec,
         warnings,
     })
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Plan {

@@ -59,6 +59,8 @@ pub struct SandboxCfg {
     pub workspace: Option<String>,
     /// Allow a workspace that is `/`, `$HOME` or a parent of it.
     pub allow_home_workspace: Option<bool>,
+    /// Record every program started inside in the audit log (default true).
+    pub audit_exec: Option<bool>,
     /// The agent this profile is for (e.g. `claude`), for reports.
     pub agent: Option<String>,
 }
@@ -190,6 +192,8 @@ pub struct Profile {
     pub workspace: String,
     /// See [`SandboxCfg::allow_home_workspace`].
     pub allow_home_workspace: bool,
+    /// See [`SandboxCfg::audit_exec`].
+    pub audit_exec: bool,
     /// Read-only binds.
     pub read_only: Vec<PathTableCfg>,
     /// Read-write binds.
@@ -473,6 +477,7 @@ pub fn resolve(name: &str, layers: &[ProfileLayer]) -> Result<Profile, ProfileEr
         command: pick!(sandbox.command).ok_or_else(|| missing("sandbox.command"))?,
         workspace: pick!(sandbox.workspace).unwrap_or_else(|| "git-root".to_string()),
         allow_home_workspace: pick!(sandbox.allow_home_workspace).unwrap_or(false),
+        audit_exec: pick!(sandbox.audit_exec).unwrap_or(true),
         read_only: entries(pick!(filesystem.read_only)),
         read_write: entries(pick!(filesystem.read_write)),
         deny: pick!(filesystem.deny).unwrap_or_default(),

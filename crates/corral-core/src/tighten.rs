@@ -8,7 +8,7 @@
 //!
 //! What counts as wider, per key: `sandbox.command` / `sandbox.workspace` / `env.path` changed at
 //! all (the user would run something else, somewhere else); `allow_home_workspace` and
-//! `capabilities.allow_shell` false → true; entries added to an allowlist (`filesystem.read_only`,
+//! `capabilities.allow_shell` false → true; `sandbox.audit_exec` true → false (less is seen); entries added to an allowlist (`filesystem.read_only`,
 //! `filesystem.read_write`, `filesystem.expose_secrets`, `network.local_ports`, `network.allow`,
 //! `env.pass`, `env.files`, `env.allow_secrets`, `capabilities.exec`); entries removed from a
 //! denylist (`filesystem.deny`, `filesystem.protect`, `network.deny`); `env.set` names added or
@@ -72,6 +72,9 @@ pub fn widenings(before: &Profile, after: &Profile) -> Vec<Widening> {
     }
     if !before.allow_home_workspace && after.allow_home_workspace {
         push("sandbox.allow_home_workspace", "changes false to true".into());
+    }
+    if before.audit_exec && !after.audit_exec {
+        push("sandbox.audit_exec", "turns the exec audit off".into());
     }
 
     // [filesystem]: a path is visible if it is bound either way; writable only via read_write.

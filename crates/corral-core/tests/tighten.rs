@@ -71,6 +71,11 @@ mod tighten {
             ),
             (
                 "",
+                "[sandbox]\naudit_exec = false\n",
+                vec![w("sandbox.audit_exec", "turns the exec audit off")],
+            ),
+            (
+                "",
                 "[filesystem]\nread_only = [{ path = \"~/.cargo\", optional = false }, \"~/.aws\", \"~/.gnupg\"]\n",
                 vec![
                     w("filesystem.read_only", r#"adds "~/.aws""#),

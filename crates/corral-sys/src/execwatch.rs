@@ -26,6 +26,8 @@ const MAX_ARG_BYTES: usize = 4096;
 pub struct ExecSeen {
     /// Its pid (in corral's pid namespace).
     pub pid: i32,
+    /// Its parent's pid (same namespace; 0 when unknown).
+    pub ppid: i32,
     /// The path given to execve (not yet resolved).
     pub path: String,
     /// argv, possibly cut at [`MAX_ARGS`] entries of [`MAX_ARG_BYTES`] each.
@@ -99,6 +101,7 @@ impl ExecWatch {
         let seen =
             read_exec(pid, path_ptr, argv_ptr, || self.id_valid(req.id)).unwrap_or_else(|e| ExecSeen {
                 pid,
+                ppid: 0,
                 path: format!("(not readable: {e})"),
                 argv: Vec::new(),
             });
@@ -177,5 +180,22 @@ fn read_exec(
         }
         argv.push(read_cstring(&mem, p)?);
     }
-    Ok(ExecSeen { pid, path, argv })
+    Ok(ExecSeen {
+        pid,
+        ppid: parent_of(pid),
+        path,
+        argv,
+    })
+}
+
+/// The parent pid from `/proc/<pid>/stat` (the field after the state, which follows the last `)`:
+/// the command name before it may hold anything); 0 when unreadable.
+fn parent_of(pid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
 }

@@ -262,9 +262,14 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     // The exec listener goes on init itself, so every process it starts inherits it, and its
     // descriptor reaches the supervisor before the first exec (which waits for the supervisor).
     // Without it the sandbox still runs: the log then says exec events are not recorded.
-    let exec_listener = crate::execwatch::install_exec_listener();
+    let exec_listener = if plan.audit_exec {
+        crate::execwatch::install_exec_listener()
+    } else {
+        Err(std::io::Error::other("off"))
+    };
     let exec_audit = match &exec_listener {
         Ok(_) => "every exec recorded".to_string(),
+        Err(_) if !plan.audit_exec => "exec audit off (sandbox.audit_exec = false)".to_string(),
         Err(e) => format!(
             "{} (seccomp user notification: {e})",
             crate::protocol::EXEC_AUDIT_OFF

@@ -254,8 +254,16 @@ fn summary(e: &Event) -> String {
             left_out.len()
         ),
         Event::FsWatch { note } | Event::LimitHit { message: note } => note.clone(),
-        Event::Exec { pid, path, argv } => {
-            format!("pid {pid}: {path}: {}", corral_core::render::shell_words(argv))
+        Event::Exec {
+            pid,
+            ppid,
+            path,
+            argv,
+        } => {
+            format!(
+                "pid {pid} (parent {ppid}): {path}: {}",
+                corral_core::render::shell_words(argv)
+            )
         }
         Event::FsChanged {
             exec_triggers,

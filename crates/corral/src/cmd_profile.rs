@@ -262,6 +262,14 @@ const KEYS: &[KeyDoc] = &[
         project: true,
     },
     KeyDoc {
+        key: "sandbox.audit_exec",
+        about: "record every program started inside (path, argv) in the audit log; false: not recorded",
+        value: |p| Val::of(&p.audit_exec),
+        example: "",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
         key: "sandbox.agent",
         about: "the agent this profile is for, for reports",
         value: |p| Val::of(&p.agent),
@@ -988,6 +996,7 @@ expose_secrets = ["~/.ssh"]
 sandbox.command = ["bash"]   # from builtin:x
 sandbox.workspace = "git-root"   # not set by any layer: corral's fallback
 sandbox.allow_home_workspace = false   # not set by any layer: corral's fallback
+sandbox.audit_exec = true   # not set by any layer: corral's fallback
 sandbox.agent = <unset>   # not set by any layer: corral's fallback
 filesystem.read_only = ["/opt", { path = "~/.x", optional = true }]   # from p.toml (project)
 filesystem.read_write = []   # not set by any layer: corral's fallback

@@ -368,6 +368,7 @@ impl corral_sys::launch::Observer for Reporter<'_> {
     fn exec(&mut self, seen: &corral_sys::execwatch::ExecSeen) {
         self.log.write(Event::Exec {
             pid: seen.pid,
+            ppid: seen.ppid,
             path: corral_core::audit::mask_arg(&seen.path),
             argv: seen
                 .argv

@@ -341,9 +341,50 @@ fn every_exec_inside_is_recorded_with_secrets_masked_and_the_listener_stays_outs
         "{argvs:?}"
     );
     assert_eq!(argvs[1][2], "plain");
+    // The programs the script starts are the script's children: parents are recorded.
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "exec")
+        .collect();
+    let shell = records[0]["pid"].as_i64().unwrap();
+    assert_eq!(records[1]["ppid"].as_i64(), Some(shell), "{records:?}");
     assert!(argvs[1][1].starts_with("--token="), "{:?}", argvs[1]);
     let h = fx.corral().args(["logs", "--kind", "exec"]).output().unwrap();
     assert_code(&h, 0);
     assert!(stdout(&h).contains("/bin/true '--token="), "{}", stdout(&h));
     assert_code(&fx.corral().args(["logs", "--verify"]).output().unwrap(), 0);
+}
+
+#[test]
+fn audit_exec_false_records_no_exec_and_says_so() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    let profile = fx.home.join("quiet.toml");
+    std::fs::write(&profile, "[sandbox]\naudit_exec = false\n").unwrap();
+    fx.chown();
+    let o = fx
+        .corral()
+        .args([
+            "run",
+            "--yes",
+            "--profile",
+            &profile.display().to_string(),
+            "--",
+            "sh",
+            "-c",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let log = logs_of(&fx).pop().unwrap();
+    assert_eq!(events(&log), ["env.audit", "session.start", "session.end"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("exec audit off (sandbox.audit_exec = false)"),
+        "{text}"
+    );
 }
