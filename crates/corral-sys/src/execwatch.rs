@@ -143,16 +143,76 @@ impl AsFd for ExecWatch {
     }
 }
 
-fn read_cstring(mem: &File, addr: u64) -> io::Result<String> {
-    let mut buf = vec![0u8; MAX_ARG_BYTES];
-    let n = mem.read_at(&mut buf, addr)?;
-    buf.truncate(n);
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    let mut s = String::from_utf8_lossy(&buf[..end]).into_owned();
-    if end == MAX_ARG_BYTES {
-        s.push('…');
+/// The caller's memory, read a page at a time and each page once: argv strings and the pointer
+/// array mostly share a few pages, and every read of another process's memory is a system call
+/// that pins pages (the cost that matters for a build's many execs).
+struct Mem {
+    file: File,
+    pages: Vec<(u64, Vec<u8>)>,
+}
+
+const PAGE: u64 = 4096;
+const PAGE_LEN: usize = 4096;
+
+/// Where `at` falls in its page.
+fn offset_in_page(at: u64) -> usize {
+    usize::try_from(at % PAGE).unwrap_or(0)
+}
+
+impl Mem {
+    fn page(&mut self, base: u64) -> io::Result<&[u8]> {
+        if let Some(i) = self.pages.iter().position(|(b, _)| *b == base) {
+            return Ok(&self.pages[i].1);
+        }
+        let mut buf = vec![0u8; PAGE_LEN];
+        // A page is mapped whole or not at all: a short read means the end of what is readable.
+        let n = self.file.read_at(&mut buf, base)?;
+        buf.truncate(n);
+        self.pages.push((base, buf));
+        Ok(&self.pages[self.pages.len() - 1].1)
     }
-    Ok(s)
+
+    /// Up to `out.len()` bytes at `addr`; fewer where readable memory ends.
+    fn read(&mut self, addr: u64, out: &mut [u8]) -> io::Result<usize> {
+        let mut done = 0;
+        while done < out.len() {
+            let at = addr + done as u64;
+            let page = self.page(at & !(PAGE - 1))?;
+            let off = offset_in_page(at);
+            if off >= page.len() {
+                break;
+            }
+            let n = (page.len() - off).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&page[off..off + n]);
+            done += n;
+        }
+        Ok(done)
+    }
+
+    fn cstring(&mut self, addr: u64) -> io::Result<String> {
+        let mut bytes = Vec::new();
+        let mut at = addr;
+        // Page by page until the NUL, at most MAX_ARG_BYTES.
+        while bytes.len() < MAX_ARG_BYTES {
+            let page = self.page(at & !(PAGE - 1))?;
+            let off = offset_in_page(at);
+            if off >= page.len() {
+                break;
+            }
+            let chunk = &page[off..];
+            let want = MAX_ARG_BYTES - bytes.len();
+            if let Some(nul) = chunk.iter().take(want).position(|b| *b == 0) {
+                bytes.extend_from_slice(&chunk[..nul]);
+                return Ok(String::from_utf8_lossy(&bytes).into_owned());
+            }
+            let n = chunk.len().min(want);
+            bytes.extend_from_slice(&chunk[..n]);
+            at += n as u64;
+        }
+        let mut s = String::from_utf8_lossy(&bytes).into_owned();
+        s.push('…');
+        Ok(s)
+    }
 }
 
 fn read_exec(
@@ -161,13 +221,17 @@ fn read_exec(
     argv_ptr: u64,
     still_valid: impl Fn() -> io::Result<()>,
 ) -> io::Result<ExecSeen> {
-    let mem = File::open(format!("/proc/{pid}/mem"))?;
+    let file = File::open(format!("/proc/{pid}/mem"))?;
     still_valid()?;
-    let path = read_cstring(&mem, path_ptr)?;
+    let mut mem = Mem {
+        file,
+        pages: Vec::new(),
+    };
+    let path = mem.cstring(path_ptr)?;
     let mut argv = Vec::new();
     for i in 0..=MAX_ARGS as u64 {
         let mut ptr = [0u8; 8];
-        if mem.read_at(&mut ptr, argv_ptr + i * 8)? != 8 {
+        if mem.read(argv_ptr + i * 8, &mut ptr)? != 8 {
             break;
         }
         let p = u64::from_ne_bytes(ptr);
@@ -178,8 +242,9 @@ fn read_exec(
             argv.push("…".to_string());
             break;
         }
-        argv.push(read_cstring(&mem, p)?);
+        argv.push(mem.cstring(p)?);
     }
+    // Before the answer: a short-lived program may be gone right after it.
     Ok(ExecSeen {
         pid,
         ppid: parent_of(pid),
@@ -198,4 +263,37 @@ fn parent_of(pid: i32) -> i32 {
             rest.split_whitespace().nth(1)?.parse().ok()
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem() -> Mem {
+        Mem {
+            file: File::open("/proc/self/mem").unwrap(),
+            pages: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn strings_are_read_across_pages_and_cut_at_the_limit() {
+        // A buffer spanning three pages; strings placed to cross the page boundaries.
+        let mut buf = vec![b'a'; 3 * PAGE_LEN];
+        let base = buf.as_ptr() as u64;
+        let first_boundary = (base & !(PAGE - 1)) + PAGE;
+        let start = usize::try_from(first_boundary - base).unwrap() - 3;
+        buf[start + 10] = 0; // "aaaaaaaaaa", crossing the boundary
+        let mut m = mem();
+        assert_eq!(m.cstring(base + start as u64).unwrap(), "a".repeat(10));
+        // No NUL within MAX_ARG_BYTES: cut, and says so.
+        let long = m.cstring(base + start as u64 + 11).unwrap();
+        assert_eq!(long, format!("{}…", "a".repeat(MAX_ARG_BYTES)));
+        // Pointers read through the same pages.
+        let ptrs: [u64; 2] = [0x1234_5678_9abc_def0, 0];
+        let mut out = [0u8; 8];
+        assert_eq!(m.read(ptrs.as_ptr() as u64, &mut out).unwrap(), 8);
+        assert_eq!(u64::from_ne_bytes(out), ptrs[0]);
+        drop(buf);
+    }
 }
