@@ -75,6 +75,16 @@ pub enum Event {
         /// Its arguments, secrets masked, long ones cut.
         argv: Vec<String>,
     },
+    /// Exec records left out under an exec storm (more than [`EXEC_RECORDS_PER_WINDOW`] in one
+    /// window): counted per program, never silently dropped.
+    #[serde(rename = "exec.summary")]
+    ExecSummary {
+        /// How many exec calls were not recorded one by one.
+        suppressed: u64,
+        /// Per program (argv[0]), how many; at most [`SUMMARY_PROGRAMS`] names, the rest under
+        /// `(others)`.
+        programs: std::collections::BTreeMap<String, u64>,
+    },
     /// A resource limit that ended or hurt the session.
     #[serde(rename = "limit.hit")]
     LimitHit {
@@ -105,6 +115,7 @@ impl Event {
             Event::FsWatch { .. } => "fs.watch",
             Event::FsChanged { .. } => "fs.changed",
             Event::Exec { .. } => "exec",
+            Event::ExecSummary { .. } => "exec.summary",
             Event::LimitHit { .. } => "limit.hit",
             Event::SessionEnd { .. } => "session.end",
         }
@@ -141,6 +152,57 @@ fn mask_word(word: &str) -> String {
         return mask(word);
     }
     word.to_string()
+}
+
+/// Most `exec` records written one by one per [`EXEC_WINDOW_MS`]; beyond, they are counted into
+/// an `exec.summary` (a build runs a few hundred execs a second; a storm runs thousands).
+pub const EXEC_RECORDS_PER_WINDOW: u32 = 500;
+/// The window of [`EXEC_RECORDS_PER_WINDOW`], in milliseconds.
+pub const EXEC_WINDOW_MS: u64 = 1000;
+/// Most program names an `exec.summary` lists.
+pub const SUMMARY_PROGRAMS: usize = 20;
+
+/// Decides which exec records are written whole and counts the rest (pure: the caller gives the
+/// time), so the log keeps up with an exec storm without losing count of anything.
+#[derive(Debug, Default)]
+pub struct ExecThrottle {
+    window_start_ms: u64,
+    in_window: u32,
+    suppressed: u64,
+    programs: std::collections::BTreeMap<String, u64>,
+}
+
+impl ExecThrottle {
+    /// For one exec at `now_ms` running `program`: the summary to write first (when a window
+    /// with suppressed records has ended), and whether to write this exec's own record.
+    pub fn admit(&mut self, now_ms: u64, program: &str) -> (Option<Event>, bool) {
+        let mut summary = None;
+        if now_ms.saturating_sub(self.window_start_ms) >= EXEC_WINDOW_MS {
+            summary = self.flush();
+            self.window_start_ms = now_ms;
+            self.in_window = 0;
+        }
+        if self.in_window < EXEC_RECORDS_PER_WINDOW {
+            self.in_window += 1;
+            return (summary, true);
+        }
+        self.suppressed += 1;
+        let known = self.programs.len() < SUMMARY_PROGRAMS || self.programs.contains_key(program);
+        let name = if known { program } else { "(others)" };
+        *self.programs.entry(name.to_string()).or_default() += 1;
+        (summary, false)
+    }
+
+    /// The summary of what is counted and not yet written (at the session's end).
+    pub fn flush(&mut self) -> Option<Event> {
+        if self.suppressed == 0 {
+            return None;
+        }
+        Some(Event::ExecSummary {
+            suppressed: std::mem::take(&mut self.suppressed),
+            programs: std::mem::take(&mut self.programs),
+        })
+    }
 }
 
 /// One record as written.
@@ -406,6 +468,10 @@ mod tests {
                 path: String::new(),
                 argv: vec![],
             },
+            Event::ExecSummary {
+                suppressed: 0,
+                programs: std::collections::BTreeMap::new(),
+            },
             Event::FsWatch { note: String::new() },
             Event::LimitHit {
                 message: String::new(),
@@ -430,5 +496,46 @@ mod tests {
             let kind = e.name().split('.').next().unwrap();
             assert!(KINDS.contains(&kind), "{kind}");
         }
+    }
+
+    #[test]
+    fn an_exec_storm_is_summarised_with_every_call_counted() {
+        let mut t = ExecThrottle::default();
+        let mut written = 0u64;
+        let mut summarised = 0u64;
+        // 2000 execs in the first window, then one in the next.
+        for i in 0..2000u64 {
+            let program = if i % 2 == 0 { "cc" } else { "as" };
+            let (summary, write) = t.admit(10 + i / 100, program);
+            assert!(summary.is_none());
+            written += u64::from(write);
+        }
+        assert_eq!(written, u64::from(EXEC_RECORDS_PER_WINDOW));
+        let (summary, write) = t.admit(10 + EXEC_WINDOW_MS, "ld");
+        assert!(write, "a new window writes again");
+        match summary {
+            Some(Event::ExecSummary { suppressed, programs }) => {
+                assert_eq!(programs.values().sum::<u64>(), suppressed);
+                assert_eq!(programs.get("cc"), Some(&750));
+                summarised += suppressed;
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(written + summarised, 2000, "nothing lost");
+        assert!(t.flush().is_none(), "nothing left to summarise");
+    }
+
+    #[test]
+    fn a_summary_names_at_most_so_many_programs() {
+        let mut t = ExecThrottle::default();
+        for i in 0..(EXEC_RECORDS_PER_WINDOW as usize + 100) {
+            t.admit(0, &format!("p{i}"));
+        }
+        let Some(Event::ExecSummary { suppressed, programs }) = t.flush() else {
+            panic!("no summary");
+        };
+        assert_eq!(suppressed, 100);
+        assert_eq!(programs.len(), SUMMARY_PROGRAMS + 1);
+        assert_eq!(programs.get("(others)"), Some(&80));
     }
 }

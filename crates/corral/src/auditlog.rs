@@ -254,6 +254,14 @@ fn summary(e: &Event) -> String {
             left_out.len()
         ),
         Event::FsWatch { note } | Event::LimitHit { message: note } => note.clone(),
+        Event::ExecSummary { suppressed, programs } => format!(
+            "{suppressed} more exec(s) not listed one by one (exec storm): {}",
+            programs
+                .iter()
+                .map(|(p, n)| format!("{p} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Event::Exec {
             pid,
             ppid,

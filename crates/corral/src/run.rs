@@ -133,8 +133,15 @@ fn launch_session(
                 session: &mut session,
                 log: &mut log,
                 plan: &plan,
+                throttle: corral_core::audit::ExecThrottle::default(),
+                clock: std::time::Instant::now(),
             };
-            corral_sys::launch::launch(&plan, &mut reporter).map_err(anyhow::Error::from)
+            let launched = corral_sys::launch::launch(&plan, &mut reporter).map_err(anyhow::Error::from);
+            // What an exec storm left counted but not yet written.
+            if let Some(summary) = reporter.throttle.flush() {
+                reporter.log.write(summary);
+            }
+            launched
         }
         Err(e) => Err(anyhow::Error::from(e)),
     };
@@ -332,6 +339,10 @@ struct Reporter<'a> {
     session: &'a mut Session,
     log: &'a mut crate::auditlog::AuditLog,
     plan: &'a plan::Plan,
+    /// Keeps exec records to a rate the log can take, counting the rest.
+    throttle: corral_core::audit::ExecThrottle,
+    /// The throttle's time base.
+    clock: std::time::Instant,
 }
 
 impl corral_sys::launch::Observer for Reporter<'_> {
@@ -366,6 +377,16 @@ impl corral_sys::launch::Observer for Reporter<'_> {
         });
     }
     fn exec(&mut self, seen: &corral_sys::execwatch::ExecSeen) {
+        let now_ms = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let program =
+            corral_core::audit::mask_arg(seen.argv.first().map_or(seen.path.as_str(), String::as_str));
+        let (summary, write) = self.throttle.admit(now_ms, &program);
+        if let Some(summary) = summary {
+            self.log.write(summary);
+        }
+        if !write {
+            return;
+        }
         self.log.write(Event::Exec {
             pid: seen.pid,
             ppid: seen.ppid,

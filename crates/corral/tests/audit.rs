@@ -388,3 +388,42 @@ fn audit_exec_false_records_no_exec_and_says_so() {
         "{text}"
     );
 }
+
+#[test]
+fn an_exec_storm_loses_no_count() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    // Faster than the per-second record budget on most machines: then some are summarised.
+    let script = "i=0; while [ $i -lt 1500 ]; do /bin/true; i=$((i+1)); done";
+    let o = fx
+        .corral()
+        .args(["run", "--yes", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let log = logs_of(&fx).pop().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut listed = 0u64;
+    let mut summarised = 0u64;
+    for v in text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    {
+        if v["event"] == "exec" && v["argv"][0] == "/bin/true" {
+            listed += 1;
+        }
+        if v["event"] == "exec.summary" {
+            summarised += v["programs"]["/bin/true"].as_u64().unwrap_or(0);
+        }
+    }
+    assert_eq!(
+        listed + summarised,
+        1500,
+        "listed {listed}, summarised {summarised}"
+    );
+    assert_eq!(events(&log).last().map(String::as_str), Some("session.end"));
+    assert_code(&fx.corral().args(["logs", "--verify"]).output().unwrap(), 0);
+}
