@@ -1303,6 +1303,23 @@ mod tests {
         out
     }
 
+    /// What a session cgroup with memory (64 MiB, swap included) and pids (20) limits leaves in
+    /// the fake v1 tree.
+    fn v1_memory_and_pids_files(mem: &str, pids: &str) -> Vec<(String, &'static str)> {
+        vec![
+            (format!("{mem}/"), ""),
+            (format!("{mem}/cgroup.procs"), ""),
+            (format!("{mem}/memory.limit_in_bytes"), "67108864"),
+            (format!("{mem}/memory.memsw.limit_in_bytes"), "67108864"),
+            (format!("{mem}/memory.max_usage_in_bytes"), ""),
+            (format!("{mem}/memory.oom_control"), ""),
+            (format!("{pids}/"), ""),
+            (format!("{pids}/cgroup.procs"), ""),
+            (format!("{pids}/pids.events"), ""),
+            (format!("{pids}/pids.max"), "20"),
+        ]
+    }
+
     fn memory_and_pids() -> CgroupLimits {
         CgroupLimits {
             memory_bytes: Some(MIB_64),
@@ -1446,21 +1463,7 @@ mod tests {
         );
         let mem = "sys/fs/cgroup/memory/process_api/462f/corral-ab12";
         let pids = "sys/fs/cgroup/pids/corral-ab12";
-        let expected = with(
-            &before,
-            &[
-                (format!("{mem}/"), ""),
-                (format!("{mem}/cgroup.procs"), ""),
-                (format!("{mem}/memory.limit_in_bytes"), "67108864"),
-                (format!("{mem}/memory.memsw.limit_in_bytes"), "67108864"),
-                (format!("{mem}/memory.max_usage_in_bytes"), ""),
-                (format!("{mem}/memory.oom_control"), ""),
-                (format!("{pids}/"), ""),
-                (format!("{pids}/cgroup.procs"), ""),
-                (format!("{pids}/pids.events"), ""),
-                (format!("{pids}/pids.max"), "20"),
-            ],
-        );
+        let expected = with(&before, &v1_memory_and_pids_files(mem, pids));
         assert_eq!(fx.tree(), expected);
 
         let cgroup = cgroup.unwrap();
@@ -1624,24 +1627,7 @@ mod tests {
         );
         let mem = format!("{delegated_mem}/corral-ab12");
         let pids = format!("{delegated_pids}/corral-ab12");
-        assert_eq!(
-            fx.tree(),
-            with(
-                &before,
-                &[
-                    (format!("{mem}/"), ""),
-                    (format!("{mem}/cgroup.procs"), ""),
-                    (format!("{mem}/memory.limit_in_bytes"), "67108864"),
-                    (format!("{mem}/memory.memsw.limit_in_bytes"), "67108864"),
-                    (format!("{mem}/memory.max_usage_in_bytes"), ""),
-                    (format!("{mem}/memory.oom_control"), ""),
-                    (format!("{pids}/"), ""),
-                    (format!("{pids}/cgroup.procs"), ""),
-                    (format!("{pids}/pids.events"), ""),
-                    (format!("{pids}/pids.max"), "20"),
-                ]
-            )
-        );
+        assert_eq!(fx.tree(), with(&before, &v1_memory_and_pids_files(&mem, &pids)));
         cgroup.unwrap().remove_with(&fake).unwrap();
         assert_eq!(fx.tree(), before);
     }
@@ -1693,28 +1679,14 @@ mod tests {
         let mem = "sys/fs/cgroup/memory/user/u/corral-ab12";
         let pids = "sys/fs/cgroup/pids/user/u/corral-ab12";
         let cpu = "sys/fs/cgroup/cpu,cpuacct/user/u/corral-ab12";
-        assert_eq!(
-            fx.tree(),
-            with(
-                &before,
-                &[
-                    (format!("{mem}/"), ""),
-                    (format!("{mem}/cgroup.procs"), ""),
-                    (format!("{mem}/memory.limit_in_bytes"), "67108864"),
-                    (format!("{mem}/memory.memsw.limit_in_bytes"), "67108864"),
-                    (format!("{mem}/memory.max_usage_in_bytes"), ""),
-                    (format!("{mem}/memory.oom_control"), ""),
-                    (format!("{pids}/"), ""),
-                    (format!("{pids}/cgroup.procs"), ""),
-                    (format!("{pids}/pids.events"), ""),
-                    (format!("{pids}/pids.max"), "20"),
-                    (format!("{cpu}/"), ""),
-                    (format!("{cpu}/cgroup.procs"), ""),
-                    (format!("{cpu}/cpu.cfs_period_us"), "100000"),
-                    (format!("{cpu}/cpu.cfs_quota_us"), "50000"),
-                ]
-            )
-        );
+        let mut files = v1_memory_and_pids_files(mem, pids);
+        files.extend([
+            (format!("{cpu}/"), ""),
+            (format!("{cpu}/cgroup.procs"), ""),
+            (format!("{cpu}/cpu.cfs_period_us"), "100000"),
+            (format!("{cpu}/cpu.cfs_quota_us"), "50000"),
+        ]);
+        assert_eq!(fx.tree(), with(&before, &files));
         cgroup.unwrap().remove_with(&fake).unwrap();
         assert_eq!(fx.tree(), before);
     }
