@@ -417,6 +417,15 @@ mod tests {
                 expected: 1
             })
         );
+        let reordered = format!("{}\n{}\n{}\n", lines[1], lines[0], lines[2]);
+        assert_eq!(
+            verify(&reordered),
+            Err(VerifyError::Seq {
+                line: 1,
+                found: 1,
+                expected: 0
+            })
+        );
     }
 
     #[test]

@@ -244,6 +244,59 @@ fn signal_to_own_process_group_does_not_reach_host() {
 // ---------------------------------------------------------------------------------------------
 // Environment.
 
+/// The pids whose parent is `parent`, from /proc/*/stat (the field after the last `)` is the
+/// state, then the parent pid).
+fn children_of(parent: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rfind(')')
+                    .and_then(|i| s[i + 1..].split_whitespace().nth(1)?.parse::<i32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn init_holds_no_host_environment() {
+    const KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    // Inside, init's /proc/1/environ is unreadable (init is not dumpable); only root on the host
+    // may read it, so this needs a root test run (CI's).
+    if !rustix::process::geteuid().is_root() {
+        return skip("reading the sandbox init's environment from the host needs a root test run");
+    }
+    let fx = Fixture::new();
+    if !ready() {
+        return skip(NO_SANDBOX);
+    }
+    fx.chown();
+    let child = fx
+        .corral()
+        .env("AWS_SECRET_ACCESS_KEY", KEY)
+        .args(["run", "--yes", "--", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let corral = Reaped(child);
+    // init is the supervisor's child that itself has a child (the command).
+    let mut init = None;
+    let found = wait_until(std::time::Duration::from_secs(20), || {
+        init = children_of(corral.pid())
+            .into_iter()
+            .find(|p| !children_of(*p).is_empty());
+        init.is_some()
+    });
+    assert!(found, "no sandbox init under the supervisor");
+    let environ = |pid: i32| std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    // Control: the supervisor has the variable, and the read works.
+    let outside = String::from_utf8_lossy(&environ(corral.pid())).into_owned();
+    assert!(outside.contains(KEY), "control: {outside:?}");
+    assert_eq!(environ(init.unwrap()), b"", "init's environment is not empty");
+}
+
 #[test]
 fn secret_env_var_is_absent() {
     const KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -252,7 +305,8 @@ fn secret_env_var_is_absent() {
         return skip(NO_SANDBOX);
     }
     // Count it in `env` and in our own /proc/self/environ, then look through every environ in
-    // /proc (init's is unreadable inside: init is not dumpable; its environment is empty anyway).
+    // /proc (init's is unreadable inside: init is not dumpable; `init_holds_no_host_environment`
+    // reads it from the host).
     let script = "env | grep -c EXAMPLEKEY; cat /proc/self/environ | tr '\\0' '\\n' | grep -c EXAMPLEKEY; \
                   if cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -q EXAMPLEKEY; \
                   then echo found; else echo none; fi";
