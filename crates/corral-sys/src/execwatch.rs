@@ -24,9 +24,9 @@ const MAX_ARG_BYTES: usize = 4096;
 /// One program started inside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecSeen {
-    /// Its pid (in corral's pid namespace).
+    /// Its pid, as the host sees it (the supervisor's pid namespace).
     pub pid: i32,
-    /// Its parent's pid (same namespace; 0 when unknown).
+    /// Its parent's pid, as the host sees it (0 when unknown).
     pub ppid: i32,
     /// The path given to execve (not yet resolved).
     pub path: String,
@@ -112,12 +112,22 @@ impl ExecWatch {
             // libc declares the flag (bit 0) as an unsigned long; the field is a u32.
             flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap_or(1),
         };
-        // SAFETY: the ioctl reads one seccomp_notif_resp from the live `resp`.
-        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = self.send(&resp) {
+            // ENOENT: the caller is gone. Anything else (EINVAL from a kernel without the
+            // CONTINUE flag, Linux < 5.5): the call must still be answered, or the caller waits
+            // forever; it fails with ENOSYS, and the error is reported.
             if e.raw_os_error() != Some(libc::ENOENT) {
-                return Err(e);
+                let fail = libc::seccomp_notif_resp {
+                    id: req.id,
+                    val: 0,
+                    error: -libc::ENOSYS,
+                    flags: 0,
+                };
+                let _ = self.send(&fail);
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("answering an exec (SECCOMP_IOCTL_NOTIF_SEND, CONTINUE): {e}; the exec failed with ENOSYS"),
+                ));
             }
         }
         Ok(Some(seen))
@@ -125,6 +135,15 @@ impl ExecWatch {
 }
 
 impl ExecWatch {
+    fn send(&self, resp: &libc::seccomp_notif_resp) -> io::Result<()> {
+        // SAFETY: the ioctl reads one seccomp_notif_resp from the live `resp`.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, resp) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Whether the notification is still pending: its caller is alive and still in the call, so
     /// a `/proc/<pid>` opened before this check is that caller's, not a process that reused the pid.
     fn id_valid(&self, id: u64) -> io::Result<()> {
@@ -165,8 +184,13 @@ impl Mem {
             return Ok(&self.pages[i].1);
         }
         let mut buf = vec![0u8; PAGE_LEN];
-        // A page is mapped whole or not at all: a short read means the end of what is readable.
-        let n = self.file.read_at(&mut buf, base)?;
+        // A page is mapped whole or not at all; an unmapped one reads as EIO: it ends what is
+        // readable (a string running into it is cut there), it does not lose the whole record.
+        let n = match self.file.read_at(&mut buf, base) {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => 0,
+            Err(e) => return Err(e),
+        };
         buf.truncate(n);
         self.pages.push((base, buf));
         Ok(&self.pages[self.pages.len() - 1].1)
@@ -295,5 +319,14 @@ mod tests {
         assert_eq!(m.read(ptrs.as_ptr() as u64, &mut out).unwrap(), 8);
         assert_eq!(u64::from_ne_bytes(out), ptrs[0]);
         drop(buf);
+    }
+
+    #[test]
+    fn unmapped_memory_ends_a_string_instead_of_losing_the_record() {
+        // Page 0 is never mapped: /proc/<pid>/mem answers EIO there.
+        let mut m = mem();
+        assert_eq!(m.cstring(16).unwrap(), "…");
+        let mut out = [0u8; 8];
+        assert_eq!(m.read(16, &mut out).unwrap(), 0);
     }
 }

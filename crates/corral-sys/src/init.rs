@@ -155,25 +155,27 @@ fn send(ctl: &UnixStream, msg: &InitMsg) {
     }
 }
 
-/// Like [`send`], with one descriptor attached (SCM_RIGHTS).
-fn send_with_fd(ctl: &UnixStream, msg: &InitMsg, fd: std::os::fd::BorrowedFd<'_>) {
+/// Like [`send`], with one descriptor attached (SCM_RIGHTS). Unlike `send`, a failure matters:
+/// without the descriptor, nobody answers the exec listener and every exec inside would fail.
+fn send_with_fd(ctl: &UnixStream, msg: &InitMsg, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
     use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    let Ok(mut line) = serde_json::to_vec(msg) else {
-        return;
-    };
+    let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     line.push(b'\n');
     let fds = [fd];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));
-    // One short line: a stream socket with room sends it whole. A supervisor that is gone
-    // cannot be told, as in `send`.
-    let _ = sendmsg(
+    // One short line: a stream socket with room sends it whole.
+    let sent = sendmsg(
         ctl,
         &[std::io::IoSlice::new(&line)],
         &mut control,
         SendFlags::empty(),
-    );
+    )?;
+    if sent != line.len() {
+        return Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+    }
+    Ok(())
 }
 
 fn run(ctl: &UnixStream) -> Result<i32, InitError> {
@@ -306,7 +308,8 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     ];
     send(ctl, &InitMsg::Layers { reports });
     if let Ok(listener) = exec_listener {
-        send_with_fd(ctl, &InitMsg::ExecListener, listener.as_fd());
+        send_with_fd(ctl, &InitMsg::ExecListener, listener.as_fd())
+            .map_err(step("sendmsg(control socket, SCM_RIGHTS exec listener)"))?;
         // Init keeps no copy: only the supervisor may answer.
         drop(listener);
     }
@@ -643,8 +646,12 @@ fn reap(ctl: &UnixStream, started: Started) -> Result<i32, InitError> {
         {
             let mut byte = [0u8; 1];
             if matches!(rustix::io::read(ctl.as_fd(), &mut byte), Ok(0) | Err(_)) {
-                // The supervisor is gone: take the sandbox down with it.
-                let _ = ll::kill(-1, libc::SIGKILL);
+                // The supervisor is gone: take the sandbox down with it. kill(-1) reaches every
+                // process in init's pid namespace; outside one (never launched so: see launch.rs)
+                // it would reach the user's own processes, so it is only done as PID 1.
+                if rustix::process::getpid().is_init() {
+                    let _ = ll::kill(-1, libc::SIGKILL);
+                }
                 return Ok(137);
             }
         }

@@ -186,7 +186,12 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
     let all: u64 = NAMESPACES.iter().map(|(_, f, _)| f).fold(0, |a, f| a | f);
     let required: u64 = NAMESPACES
         .iter()
-        .filter(|(l, _, _)| *l == Layer::Userns || *l == Layer::Mountns || level(plan, *l) == Level::Required)
+        // user, mount and pid namespaces are never optional, whatever the profile says: the
+        // sandbox is built in the first two, and the third is what lets init's teardown
+        // (kill(-1)) and the wall-clock kill reach every process inside and nothing outside.
+        .filter(|(l, _, _)| {
+            matches!(l, Layer::Userns | Layer::Mountns | Layer::Pidns) || level(plan, *l) == Level::Required
+        })
         .map(|(_, f, _)| f)
         .fold(0, |a, f| a | f);
     let (pid, flags) = match clone_child(all, &child) {
@@ -202,9 +207,9 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         if let Err(e) = cg.attach(pid) {
             let _ = ll::kill(pid, libc::SIGKILL);
             let _ = ll::wait_blocking(pid);
-            return Err(step(e.to_string())(std::io::Error::other(
-                "attaching init to the session cgroup",
-            )));
+            return Err(step(format!("attaching init (pid {pid}) to the session cgroup"))(
+                std::io::Error::other(e.to_string()),
+            ));
         }
     }
     let mut layers: Vec<LayerReport> = NAMESPACES
@@ -258,6 +263,9 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         pid: None,
         limit_hit: limit_hit(plan, ll::exit_code_of(status), timed_out, &events),
     };
+    let init_reported = msgs
+        .iter()
+        .any(|m| matches!(m, Msg::Init(InitMsg::Layers { .. })));
     for m in msgs {
         match m {
             Msg::Init(InitMsg::Layers { reports }) => layers.extend(reports),
@@ -284,6 +292,11 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         ));
     }
     layers.sort_by_key(|r| r.layer);
+    if !init_reported {
+        // Init failed before its report: the layers the supervisor got (namespaces, cgroup) are
+        // still shown, degradations included, and reach the audit log's session.start.
+        observer.layers(&layers);
+    }
     outcome.layers = layers;
     Ok(outcome)
 }
@@ -604,9 +617,7 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
                 match w.handle() {
                     Ok(Some(seen)) => ctx.observer.exec(&seen),
                     Ok(None) => {}
-                    Err(e) => ctx
-                        .observer
-                        .note(&format!("exec audit: reading a notification: {e}")),
+                    Err(e) => ctx.observer.note(&format!("exec audit: {e}")),
                 }
             }
         } else if exec_events.intersects(PollFlags::HUP | PollFlags::ERR) {
@@ -619,9 +630,17 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
         if ctl_ready {
             let mut chunk = [0u8; 4096];
             match recv_with_fds(ctl, &mut chunk) {
-                Ok((0, _)) | Err(_) => ctl_open = false,
-                Ok((n, fds)) => {
+                Ok((0, _, _)) | Err(_) => ctl_open = false,
+                Ok((n, fds, dropped)) => {
                     buf.extend_from_slice(&chunk[..n]);
+                    if dropped {
+                        // Init has closed its copy: nobody can answer, and every exec inside
+                        // fails with ENOSYS from here on. Said, not hidden.
+                        ctx.observer.note(
+                            "warning: the exec listener from init was dropped on receipt (MSG_CTRUNC); \
+                             execs inside now fail with ENOSYS",
+                        );
+                    }
                     // Only init writes here, and the one descriptor it sends is the listener.
                     if exec_watch.is_none() {
                         exec_watch = fds.into_iter().next().map(ExecWatch::new);
@@ -653,8 +672,9 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
     Ok((status, parse_msgs(&buf)))
 }
 
-/// One read from the control socket, with any descriptors that came along (closed on drop).
-fn recv_with_fds(ctl: &UnixStream, chunk: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+/// One read from the control socket, with any descriptors that came along (closed on drop), and
+/// whether the kernel dropped one (MSG_CTRUNC: our RLIMIT_NOFILE, or an LSM refused it).
+fn recv_with_fds(ctl: &UnixStream, chunk: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>, bool)> {
     use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -670,7 +690,11 @@ fn recv_with_fds(ctl: &UnixStream, chunk: &mut [u8]) -> std::io::Result<(usize, 
             fds.extend(r);
         }
     }
-    Ok((got.bytes, fds))
+    Ok((
+        got.bytes,
+        fds,
+        got.flags.contains(rustix::net::ReturnFlags::CTRUNC),
+    ))
 }
 
 fn complete_lines(buf: &[u8]) -> &[u8] {

@@ -378,8 +378,8 @@ impl corral_sys::launch::Observer for Reporter<'_> {
     }
     fn exec(&mut self, seen: &corral_sys::execwatch::ExecSeen) {
         let now_ms = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let program =
-            corral_core::audit::mask_arg(seen.argv.first().map_or(seen.path.as_str(), String::as_str));
+        use corral_core::audit::mask_arg;
+        let program = mask_arg(seen.argv.first().map_or(seen.path.as_str(), String::as_str));
         let (summary, write) = self.throttle.admit(now_ms, &program);
         if let Some(summary) = summary {
             self.log.write(summary);
@@ -390,11 +390,13 @@ impl corral_sys::launch::Observer for Reporter<'_> {
         self.log.write(Event::Exec {
             pid: seen.pid,
             ppid: seen.ppid,
-            path: corral_core::audit::mask_arg(&seen.path),
+            path: mask_arg(&seen.path),
+            // argv[0] is masked already: it is `program`.
             argv: seen
                 .argv
                 .iter()
-                .map(|a| corral_core::audit::mask_arg(a))
+                .enumerate()
+                .map(|(i, a)| if i == 0 { program.clone() } else { mask_arg(a) })
                 .collect(),
         });
     }
