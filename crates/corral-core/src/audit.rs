@@ -85,6 +85,61 @@ pub enum Event {
         /// `(others)`.
         programs: std::collections::BTreeMap<String, u64>,
     },
+    /// A connection through the egress proxy ended: what was asked, what was decided and why,
+    /// where it went and what it moved. Written when it closes.
+    #[serde(rename = "net.decision")]
+    NetDecision {
+        /// `connect`, `http`, `socks5` (or `unknown`: no request came).
+        proto: String,
+        /// The host asked for, canonical (or as sent, escaped, when it did not parse).
+        host: String,
+        /// The port asked for.
+        port: u16,
+        /// The address dialled.
+        addr: Option<String>,
+        /// `allowed` or `denied`.
+        decision: String,
+        /// The stable reason code (`allowed`, `not_in_allowlist`, `sni_mismatch`, …).
+        reason: String,
+        /// The rule that matched, as written in the profile.
+        rule: Option<String>,
+        /// More words (the refused address class, the SNI seen, the error).
+        detail: Option<String>,
+        /// Bytes from the sandbox to the host.
+        bytes_up: u64,
+        /// Bytes from the host to the sandbox.
+        bytes_down: u64,
+        /// From accept to close.
+        duration_ms: u64,
+    },
+    /// A DNS query from inside, refused by the sink (nothing is forwarded).
+    #[serde(rename = "dns.query")]
+    DnsQuery {
+        /// The name asked for (odd bytes escaped like dig).
+        name: String,
+        /// The record type.
+        qtype: String,
+        /// `udp` or `tcp`.
+        transport: String,
+    },
+    /// The session's network in totals, at its end.
+    #[serde(rename = "net.summary")]
+    NetSummary {
+        /// The summary in one line, as shown to the user.
+        line: String,
+        /// Connections allowed.
+        allowed: u64,
+        /// Connections refused.
+        denied: u64,
+        /// DNS queries refused.
+        dns_queries: u64,
+        /// Bytes up.
+        bytes_up: u64,
+        /// Bytes down.
+        bytes_down: u64,
+        /// Records left out under a connection or DNS storm (counted here, and in the totals).
+        unrecorded: u64,
+    },
     /// A resource limit that ended or hurt the session.
     #[serde(rename = "limit.hit")]
     LimitHit {
@@ -104,7 +159,7 @@ pub enum Event {
 }
 
 /// The kinds of event (each name's part before the dot), for `corral logs --kind`.
-pub const KINDS: &[&str] = &["session", "env", "exec", "fs", "limit"];
+pub const KINDS: &[&str] = &["session", "env", "exec", "fs", "net", "dns", "limit"];
 
 impl Event {
     /// The stable event name.
@@ -116,6 +171,9 @@ impl Event {
             Event::FsChanged { .. } => "fs.changed",
             Event::Exec { .. } => "exec",
             Event::ExecSummary { .. } => "exec.summary",
+            Event::NetDecision { .. } => "net.decision",
+            Event::DnsQuery { .. } => "dns.query",
+            Event::NetSummary { .. } => "net.summary",
             Event::LimitHit { .. } => "limit.hit",
             Event::SessionEnd { .. } => "session.end",
         }

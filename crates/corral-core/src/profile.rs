@@ -106,7 +106,7 @@ pub struct FilesystemCfg {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkCfg {
-    /// Only `none` exists so far.
+    /// `none`, `proxy` or `host`.
     pub mode: Option<NetworkMode>,
     /// Loopback TCP ports that may be connected to inside.
     pub local_ports: Option<Vec<u16>>,
@@ -114,14 +114,25 @@ pub struct NetworkCfg {
     pub allow: Option<Vec<String>>,
     /// Hosts it may never reach (deny wins).
     pub deny: Option<Vec<String>>,
+    /// Address ranges the proxy may dial although they are private, loopback, link-local, … (e.g.
+    /// `10.0.0.0/8` for a company mirror).
+    pub allow_cidrs: Option<Vec<String>>,
+    /// Most bytes the session may send out through the proxy, in MiB.
+    pub max_egress_mb: Option<u64>,
 }
 
 /// How the sandbox reaches the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
-    /// Own network namespace with only `lo`.
+    /// Own network namespace with only `lo`: no route out at all.
     None,
+    /// Own network namespace; egress only through corral's filtering proxy (HTTP CONNECT, HTTP,
+    /// SOCKS5) in the supervisor, and a DNS sink that answers nothing.
+    Proxy,
+    /// The host's network namespace, shared: no network isolation at all (the weakest tier,
+    /// reported as such everywhere).
+    Host,
 }
 
 /// `[env]`
@@ -174,6 +185,10 @@ pub struct Profile {
     pub network_allow: Vec<String>,
     /// Hosts it may never reach.
     pub network_deny: Vec<String>,
+    /// Private ranges the proxy may dial anyway.
+    pub network_allow_cidrs: Vec<String>,
+    /// Egress cap in MiB.
+    pub max_egress_mb: Option<u64>,
     /// Extra env files.
     pub env_files: Vec<String>,
     /// Variables let in despite looking like secrets.
@@ -487,6 +502,8 @@ pub fn resolve(name: &str, layers: &[ProfileLayer]) -> Result<Profile, ProfileEr
         local_ports: pick!(network.local_ports).unwrap_or_default(),
         network_allow: pick!(network.allow).unwrap_or_default(),
         network_deny: pick!(network.deny).unwrap_or_default(),
+        network_allow_cidrs: pick!(network.allow_cidrs).unwrap_or_default(),
+        max_egress_mb: pick!(network.max_egress_mb),
         env_pass: pick!(env.pass).unwrap_or_default(),
         env_set: pick!(env.set).unwrap_or_default(),
         env_path: pick!(env.path).ok_or_else(|| missing("env.path"))?,

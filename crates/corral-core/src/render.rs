@@ -72,6 +72,11 @@ pub fn mount_line(op: &MountOp) -> String {
         MountOp::Symlink { dst, target } => format!("symlink  {} -> {}", dst.display(), target.display()),
         MountOp::Proc { dst } => format!("proc     {}  nosuid,nodev,noexec", dst.display()),
         MountOp::Devpts { dst } => format!("devpts   {}  newinstance,ptmxmode=0666", dst.display()),
+        MountOp::File { dst, contents, why } => format!(
+            "file     {}  {} bytes, ro  [{why}]",
+            dst.display(),
+            contents.len()
+        ),
         MountOp::ReadOnly { dst } => format!("readonly {}", dst.display()),
     }
 }
@@ -124,10 +129,12 @@ pub fn render_plan(plan: &Plan) -> String {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let _ = writeln!(
-        s,
-        "  tcp connect to ports: {ports}; tcp bind: not restricted (own network namespace)"
-    );
+    let connect = if plan.landlock.restrict_tcp_connect {
+        format!("tcp connect to ports: {ports}; tcp bind: not restricted (own network namespace)")
+    } else {
+        "tcp connect and bind: not restricted (network.mode = \"host\")".to_string()
+    };
+    let _ = writeln!(s, "  {connect}");
     let _ = writeln!(
         s,
         "  scoping: abstract unix sockets {}, signals {}",
@@ -167,11 +174,53 @@ pub fn render_plan(plan: &Plan) -> String {
     for r in &plan.rlimits {
         let _ = writeln!(s, "  {:<13}soft {} hard {}", r.resource, r.soft, r.hard);
     }
-    let _ = writeln!(s, "\nnetwork    none: own network namespace with only lo");
+    render_network(&mut s, &plan.network);
     for w in &plan.warnings {
         let _ = writeln!(s, "\nwarning: {w}");
     }
     s
+}
+
+fn render_network(s: &mut String, n: &crate::plan::NetworkPlan) {
+    use crate::profile::NetworkMode;
+    match n.mode {
+        NetworkMode::None => {
+            let _ = writeln!(s, "\nnetwork    none: own network namespace with only lo");
+        }
+        NetworkMode::Host => {
+            let _ = writeln!(
+                s,
+                "\nnetwork    host: the host's network, shared (no isolation, no proxy, no record)"
+            );
+        }
+        NetworkMode::Proxy => {
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    v.join(" ")
+                }
+            };
+            let _ = writeln!(
+                s,
+                "\nnetwork    proxy: own network namespace; egress only through corral's proxy at 127.0.0.1:{}",
+                crate::plan::PROXY_PORT
+            );
+            let _ = writeln!(s, "  allow: {}", list(&n.allow));
+            let _ = writeln!(s, "  deny: {}", list(&n.deny));
+            let _ = writeln!(s, "  private addresses allowed: {}", list(&n.allow_cidrs));
+            let _ = writeln!(
+                s,
+                "  egress cap: {}",
+                n.max_egress_mb.map_or("none".to_string(), |m| format!("{m} MiB"))
+            );
+            let _ = writeln!(
+                s,
+                "  dns: 127.0.0.1:{} answers REFUSED to everything (queries recorded)",
+                crate::plan::DNS_PORT
+            );
+        }
+    }
 }
 
 fn on(b: bool) -> &'static str {

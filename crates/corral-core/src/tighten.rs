@@ -10,10 +10,10 @@
 //! all (the user would run something else, somewhere else); `allow_home_workspace` and
 //! `capabilities.allow_shell` false → true; `sandbox.audit_exec` true → false (less is seen); entries added to an allowlist (`filesystem.read_only`,
 //! `filesystem.read_write`, `filesystem.expose_secrets`, `network.local_ports`, `network.allow`,
-//! `env.pass`, `env.files`, `env.allow_secrets`, `capabilities.exec`); entries removed from a
+//! `network.allow_cidrs`, `env.pass`, `env.files`, `env.allow_secrets`, `capabilities.exec`); entries removed from a
 //! denylist (`filesystem.deny`, `filesystem.protect`, `network.deny`); `env.set` names added or
-//! given another value; `network.mode` moved up `none < proxy < host`; `limits.pids` raised; a
-//! layer lowered from `required` (to `best_effort`, or unset).
+//! given another value; `network.mode` moved up `none < proxy < host`; `limits.pids` raised;
+//! `network.max_egress_mb` raised or removed; a layer lowered from `required` (to `best_effort`, or unset).
 //!
 //! Limits: entries compare as written, not by meaning. A deny glob replaced by a broader one
 //! (`**/.env` → `**/.env*`) is reported as removed, and `~/x` → `/home/u/x` as added: the report
@@ -123,6 +123,14 @@ pub fn widenings(before: &Profile, after: &Profile) -> Vec<Widening> {
     for h in removed(&before.network_deny, &after.network_deny) {
         push("network.deny", format!("removes {h:?}"));
     }
+    for c in added(&before.network_allow_cidrs, &after.network_allow_cidrs) {
+        push("network.allow_cidrs", format!("adds {c:?}"));
+    }
+    match (before.max_egress_mb, after.max_egress_mb) {
+        (Some(b), None) => push("network.max_egress_mb", format!("removes the cap of {b} MiB")),
+        (Some(b), Some(a)) if a > b => push("network.max_egress_mb", format!("raises {b} to {a} MiB")),
+        _ => {}
+    }
 
     // [env]
     for v in added(&before.env_pass, &after.env_pass) {
@@ -227,6 +235,8 @@ fn removed<'a, T: Ord>(before: &'a [T], after: &[T]) -> BTreeSet<&'a T> {
 fn network_rank(mode: NetworkMode) -> u8 {
     match mode {
         NetworkMode::None => 0,
+        NetworkMode::Proxy => 1,
+        NetworkMode::Host => 2,
     }
 }
 
@@ -234,6 +244,8 @@ fn network_rank(mode: NetworkMode) -> u8 {
 fn network_name(mode: NetworkMode) -> &'static str {
     match mode {
         NetworkMode::None => "none",
+        NetworkMode::Proxy => "proxy",
+        NetworkMode::Host => "host",
     }
 }
 

@@ -455,3 +455,93 @@ fn why_names_the_rule_that_decides() {
         vec!["127.0.0.1:8080: denied — the sandbox's own loopback (not the host's), and Landlock allows TCP connect only to network.local_ports (none)"]
     );
 }
+
+#[test]
+fn proxy_mode_points_the_sandbox_at_the_proxy_and_the_dns_sink() {
+    let p = with("[network]\nmode = \"proxy\"\nallow = [\"*.github.com\"]\nallow_cidrs = [\"10.1.0.0/16\"]\nmax_egress_mb = 50\n");
+    let plan = plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap();
+    assert_eq!(
+        plan.network,
+        plan::NetworkPlan {
+            mode: profile::NetworkMode::Proxy,
+            local_ports: vec![],
+            allow: vec!["*.github.com".into()],
+            deny: vec![],
+            allow_cidrs: vec!["10.1.0.0/16".into()],
+            max_egress_mb: Some(50),
+        }
+    );
+    // Landlock lets TCP connect reach the proxy and the sink's TCP side, nothing else.
+    assert!(plan.landlock.restrict_tcp_connect);
+    assert_eq!(
+        plan.landlock.connect_ports,
+        vec![plan::DNS_PORT, plan::PROXY_PORT]
+    );
+    let env: BTreeMap<&str, &str> = plan
+        .env
+        .iter()
+        .map(|v| (v.name.as_str(), v.value.as_str()))
+        .collect();
+    for (k, v) in [
+        ("HTTP_PROXY", "http://127.0.0.1:3128"),
+        ("https_proxy", "http://127.0.0.1:3128"),
+        ("ALL_PROXY", "socks5h://127.0.0.1:3128"),
+        ("NO_PROXY", "localhost,127.0.0.1,::1"),
+        ("NODE_USE_ENV_PROXY", "1"),
+        ("CARGO_HTTP_PROXY", "http://127.0.0.1:3128"),
+    ] {
+        assert_eq!(env.get(k), Some(&v), "{k}");
+    }
+    assert!(env["JAVA_TOOL_OPTIONS"].contains("-Dhttps.proxyPort=3128"));
+    let resolv: Vec<&MountOp> = plan
+        .mounts
+        .iter()
+        .filter(|m| matches!(m, MountOp::File { .. }))
+        .collect();
+    assert_eq!(
+        resolv,
+        [&MountOp::File {
+            dst: "/etc/resolv.conf".into(),
+            contents: plan::RESOLV_CONF.into(),
+            why: "resolv.conf".into(),
+        }]
+    );
+    // It comes after the /etc bind (or it would be covered) and before the root goes read-only.
+    let at = |pred: &dyn Fn(&MountOp) -> bool| plan.mounts.iter().position(pred).unwrap();
+    let etc = at(&|m| matches!(m, MountOp::Bind { dst, .. } if dst == Path::new("/etc")));
+    let file = at(&|m| matches!(m, MountOp::File { .. }));
+    let ro = at(&|m| matches!(m, MountOp::ReadOnly { dst } if dst == Path::new("/")));
+    assert!(etc < file && file < ro, "{etc} {file} {ro}");
+}
+
+#[test]
+fn proxy_variables_cannot_be_overridden_by_profiles() {
+    let p =
+        with("[network]\nmode = \"proxy\"\n[env]\nset = { HTTPS_PROXY = \"http://evil.example:8080\" }\n");
+    let plan = plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap();
+    let v: Vec<&str> = plan
+        .env
+        .iter()
+        .filter(|v| v.name == "HTTPS_PROXY")
+        .map(|v| v.value.as_str())
+        .collect();
+    assert_eq!(v, ["http://127.0.0.1:3128"]);
+}
+
+#[test]
+fn host_mode_is_best_effort_netns_with_a_warning_and_no_connect_rules() {
+    use corral_core::layer::{Layer, Level};
+    let p = with("[network]\nmode = \"host\"\n[layers]\nnetns = \"required\"\n");
+    let plan = plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap();
+    assert_eq!(plan.layers.get(&Layer::Netns), Some(&Level::BestEffort));
+    assert!(!plan.landlock.restrict_tcp_connect);
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("shares this machine's network")),
+        "{:?}",
+        plan.warnings
+    );
+    assert!(!plan.env.iter().any(|v| v.name == "HTTP_PROXY"));
+    assert!(!plan.mounts.iter().any(|m| matches!(m, MountOp::File { .. })));
+}

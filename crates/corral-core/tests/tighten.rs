@@ -136,6 +136,26 @@ mod tighten {
                 vec![w("network.deny", r#"removes "evil.example""#)],
             ),
             (
+                "[network]\nmode = \"proxy\"\n",
+                "[network]\nmode = \"host\"\n",
+                vec![w("network.mode", "widens proxy to host")],
+            ),
+            (
+                "",
+                "[network]\nmode = \"proxy\"\n",
+                vec![w("network.mode", "widens none to proxy")],
+            ),
+            (
+                "",
+                "[network]\nallow_cidrs = [\"10.0.0.0/8\"]\n",
+                vec![w("network.allow_cidrs", r#"adds "10.0.0.0/8""#)],
+            ),
+            (
+                "[network]\nmax_egress_mb = 10\n",
+                "[network]\nmax_egress_mb = 100\n",
+                vec![w("network.max_egress_mb", "raises 10 to 100 MiB")],
+            ),
+            (
                 "",
                 "[env]\npass = [\"TERM\", \"AWS_*\", \"SSH_AUTH_SOCK\"]\n",
                 vec![
@@ -216,6 +236,17 @@ mod tighten {
         assert_eq!(
             widenings(&before, &after),
             vec![w("layers.seccomp", "lowers required to unset")]
+        );
+    }
+
+    #[test]
+    fn narrowing_the_network_is_not_a_widening() {
+        assert_eq!(
+            widen(
+                "[network]\nmode = \"host\"\nmax_egress_mb = 100\n",
+                "[network]\nmode = \"proxy\"\nmax_egress_mb = 10\n"
+            ),
+            vec![]
         );
     }
 

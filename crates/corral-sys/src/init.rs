@@ -14,6 +14,7 @@ use crate::protocol::InitMsg;
 use crate::seccomp;
 use corral_core::layer::{Achieved, Layer, LayerReport, Level};
 use corral_core::plan::Plan;
+use corral_core::profile::NetworkMode;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{set_parent_process_death_signal, Signal};
 use std::ffi::CString;
@@ -155,16 +156,22 @@ fn send(ctl: &UnixStream, msg: &InitMsg) {
     }
 }
 
-/// Like [`send`], with one descriptor attached (SCM_RIGHTS). Unlike `send`, a failure matters:
-/// without the descriptor, nobody answers the exec listener and every exec inside would fail.
-fn send_with_fd(ctl: &UnixStream, msg: &InitMsg, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+/// Like [`send`], with descriptors attached (SCM_RIGHTS, at most 3). Unlike `send`, a failure
+/// matters: without the exec listener nobody answers it and every exec inside would fail; without
+/// the network sockets nothing inside reaches the proxy.
+fn send_with_fds(
+    ctl: &UnixStream,
+    msg: &InitMsg,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> std::io::Result<()> {
     use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    let fds = [fd];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    control.push(SendAncillaryMessage::ScmRights(&fds));
+    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(std::io::Error::other("too many descriptors for one message"));
+    }
     // One short line: a stream socket with room sends it whole.
     let sent = sendmsg(
         ctl,
@@ -227,8 +234,25 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     // Into the new root; the old one is detached and gone from this namespace.
     pivot_into(staging_dir())?;
 
-    // `lo` starts down in a new network namespace: programs expect 127.0.0.1 to work.
-    ll::loopback_up().map_err(step("ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)"))?;
+    // `lo` starts down in a new network namespace: programs expect 127.0.0.1 to work. With the
+    // host's network shared (network.mode = "host") there is no namespace of ours to touch.
+    if plan.network.mode != NetworkMode::Host {
+        ll::loopback_up().map_err(step("ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)"))?;
+    }
+
+    // The proxy's and the DNS sink's sockets, bound inside this network namespace (after lo is
+    // up, while init still holds CAP_NET_BIND_SERVICE for port 53) and handed to the supervisor,
+    // which accepts and dials out from the host's namespace: no helper runs inside, and nothing
+    // outside the sandbox can reach these sockets. Init keeps no copy.
+    if plan.network.mode == NetworkMode::Proxy {
+        let socks = crate::netsock::bind_sandbox_sockets().map_err(|e| InitError::Step {
+            op: e.op,
+            source: e.source,
+        })?;
+        let fds: Vec<_> = socks.iter().map(AsFd::as_fd).collect();
+        send_with_fds(ctl, &InitMsg::NetSockets, &fds)
+            .map_err(step("sendmsg(control socket, SCM_RIGHTS proxy and DNS sockets)"))?;
+    }
 
     // rlimits before the command exists, so it inherits them and can only lower them.
     set_rlimits(&plan)?;
@@ -308,7 +332,7 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     ];
     send(ctl, &InitMsg::Layers { reports });
     if let Ok(listener) = exec_listener {
-        send_with_fd(ctl, &InitMsg::ExecListener, listener.as_fd())
+        send_with_fds(ctl, &InitMsg::ExecListener, &[listener.as_fd()])
             .map_err(step("sendmsg(control socket, SCM_RIGHTS exec listener)"))?;
         // Init keeps no copy: only the supervisor may answer.
         drop(listener);

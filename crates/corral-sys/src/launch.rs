@@ -13,7 +13,7 @@ use crate::cgroup::{CgroupEvents, CgroupHost, CgroupLimits, SessionCgroup};
 use crate::execwatch::ExecWatch;
 use crate::ll;
 use crate::protocol::{InitMsg, EARLY_FAILURE_MAGIC, EARLY_STAGES};
-use crate::watch::Watcher;
+use crate::watch::{ForkServer, Watcher};
 use corral_core::layer::{Achieved, Layer, LayerReport, Level};
 use corral_core::plan::Plan;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -129,6 +129,21 @@ pub trait Observer {
     fn cgroup(&mut self, paths: &[std::path::PathBuf]);
     /// A program started inside (already running: the exec was let go before this call).
     fn exec(&mut self, seen: &crate::execwatch::ExecSeen);
+    /// `network.mode = "proxy"`: the sockets init bound inside the sandbox's network namespace,
+    /// to be served from here (the proxy starts on its own thread: the child exists already).
+    /// Dropping them leaves the sandbox without network.
+    fn net_sockets(&mut self, sockets: NetSockets);
+}
+
+/// The sandbox-side sockets of the network layer, bound by init on the sandbox's 127.0.0.1.
+#[derive(Debug)]
+pub struct NetSockets {
+    /// The proxy's listening TCP socket (`PROXY_PORT`).
+    pub proxy: OwnedFd,
+    /// The DNS sink's UDP socket (`DNS_PORT`).
+    pub dns_udp: OwnedFd,
+    /// The DNS sink's listening TCP socket (`DNS_PORT`).
+    pub dns_tcp: OwnedFd,
 }
 
 /// Launches the plan and waits for the sandbox to end.
@@ -183,16 +198,25 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         observer.cgroup(&cg.paths().map(std::path::Path::to_path_buf).collect::<Vec<_>>());
     }
 
-    let all: u64 = NAMESPACES.iter().map(|(_, f, _)| f).fold(0, |a, f| a | f);
+    // network.mode = "host": no network namespace, by the user's choice (reported below).
+    let host_net = plan.network.mode == corral_core::profile::NetworkMode::Host;
+    let wanted = |f: u64| !(host_net && f == libc::CLONE_NEWNET as u64);
+    let all: u64 = NAMESPACES
+        .iter()
+        .map(|(_, f, _)| *f)
+        .filter(|f| wanted(*f))
+        .fold(0, |a, f| a | f);
     let required: u64 = NAMESPACES
         .iter()
         // user, mount and pid namespaces are never optional, whatever the profile says: the
         // sandbox is built in the first two, and the third is what lets init's teardown
         // (kill(-1)) and the wall-clock kill reach every process inside and nothing outside.
-        .filter(|(l, _, _)| {
-            matches!(l, Layer::Userns | Layer::Mountns | Layer::Pidns) || level(plan, *l) == Level::Required
+        .filter(|(l, f, _)| {
+            wanted(*f)
+                && (matches!(l, Layer::Userns | Layer::Mountns | Layer::Pidns)
+                    || level(plan, *l) == Level::Required)
         })
-        .map(|(_, f, _)| f)
+        .map(|(_, f, _)| *f)
         .fold(0, |a, f| a | f);
     let (pid, flags) = match clone_child(all, &child) {
         Ok(pid) => (pid, all),
@@ -203,6 +227,17 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         Err(e) => return Err(clone_error(all, e)),
     };
     drop(theirs);
+    // The re-protect fork server, while this process is still single-threaded (the proxy's
+    // threads may start once init reports; see crate::watch).
+    // SAFETY: no thread has been started in this process yet (the module's precondition).
+    let reprotect = match unsafe { ForkServer::start(pid) } {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ll::kill(pid, libc::SIGKILL);
+            let _ = ll::wait_blocking(pid);
+            return Err(step("fork (the re-protect server)")(e));
+        }
+    };
     if let Some(cg) = &cgroup.0 {
         if let Err(e) = cg.attach(pid) {
             let _ = ll::kill(pid, libc::SIGKILL);
@@ -225,6 +260,9 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
             },
             detail: if flags & f != 0 {
                 (*what).to_string()
+            } else if !wanted(*f) {
+                "not created: network.mode = \"host\" shares the host's network (no isolation, no proxy)"
+                    .into()
             } else {
                 "clone refused this namespace".into()
             },
@@ -241,7 +279,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
     let mut ctx = Supervised {
         observer,
         base: &layers,
-        init: pid,
+        reprotect: &reprotect,
         watcher: &watcher,
         deadline: plan
             .limits
@@ -270,7 +308,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         match m {
             Msg::Init(InitMsg::Layers { reports }) => layers.extend(reports),
             Msg::Init(InitMsg::Started { pid }) => outcome.pid = Some(pid),
-            Msg::Init(InitMsg::ExecListener) => {}
+            Msg::Init(InitMsg::ExecListener | InitMsg::NetSockets) => {}
             Msg::Init(InitMsg::Error { code, message }) => {
                 outcome.exit_code = code;
                 outcome.error = Some(message);
@@ -529,7 +567,7 @@ fn write_proc(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
 struct Supervised<'a> {
     observer: &'a mut dyn Observer,
     base: &'a [LayerReport],
-    init: i32,
+    reprotect: &'a ForkServer,
     watcher: &'a Watcher,
     /// When the wall-clock limit ends the session.
     deadline: Option<std::time::Instant>,
@@ -548,7 +586,7 @@ impl Supervised<'_> {
     }
 
     fn on_watch(&mut self) {
-        for line in self.watcher.handle(Some(self.init)) {
+        for line in self.watcher.handle(Some(self.reprotect)) {
             self.observer.note(&line);
         }
     }
@@ -565,7 +603,11 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
     ll::set_sigmask(&HANDLED, libc::SIG_BLOCK).map_err(step("sigprocmask(SIG_BLOCK)"))?;
     let sfd = ll::signalfd(&HANDLED).map_err(step("signalfd"))?;
     let mut buf = Vec::new();
-    let mut seen = 0usize;
+    // Bytes of `buf` already parsed into `all`.
+    let mut parsed = 0usize;
+    let mut all: Vec<Msg> = Vec::new();
+    // Descriptors received and not yet handed to their message.
+    let mut pending_fds: std::collections::VecDeque<OwnedFd> = std::collections::VecDeque::new();
     let mut ctl_open = true;
     // Init's exec listener, once it arrives on the control socket. Kept until no process in the
     // sandbox can exec any more: without it, their execs would fail.
@@ -634,25 +676,45 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
                 Ok((n, fds, dropped)) => {
                     buf.extend_from_slice(&chunk[..n]);
                     if dropped {
-                        // Init has closed its copy: nobody can answer, and every exec inside
-                        // fails with ENOSYS from here on. Said, not hidden.
+                        // Descriptors init sent are lost (our RLIMIT_NOFILE, or an LSM): execs
+                        // inside then fail with ENOSYS, or the sandbox has no network. Said, not
+                        // hidden.
                         ctx.observer.note(
-                            "warning: the exec listener from init was dropped on receipt (MSG_CTRUNC); \
-                             execs inside now fail with ENOSYS",
+                            "warning: descriptors sent by init were dropped on receipt (MSG_CTRUNC); \
+                             execs inside may fail with ENOSYS, and the proxy may be unreachable",
                         );
                     }
-                    // Only init writes here, and the one descriptor it sends is the listener.
-                    if exec_watch.is_none() {
-                        exec_watch = fds.into_iter().next().map(ExecWatch::new);
-                    }
+                    // The kernel delivers descriptors with the first byte of the message they
+                    // came with, so they are queued here before that message's line completes.
+                    pending_fds.extend(fds);
                 }
             }
-            // Hand complete lines to the caller as they arrive.
-            let msgs = parse_msgs(complete_lines(&buf));
-            for m in msgs.iter().skip(seen) {
+            // Hand complete lines to the caller as they arrive, each parsed once; the
+            // descriptors go to the message they were sent with, in order.
+            let (msgs, used) = parse_new_msgs(&buf[parsed..]);
+            parsed += used;
+            for m in &msgs {
+                match m {
+                    Msg::Init(InitMsg::ExecListener) => {
+                        if let Some(fd) = pending_fds.pop_front() {
+                            exec_watch = Some(ExecWatch::new(fd));
+                        }
+                    }
+                    Msg::Init(InitMsg::NetSockets) if pending_fds.len() >= 3 => {
+                        let mut take = || pending_fds.pop_front();
+                        if let (Some(proxy), Some(dns_udp), Some(dns_tcp)) = (take(), take(), take()) {
+                            ctx.observer.net_sockets(NetSockets {
+                                proxy,
+                                dns_udp,
+                                dns_tcp,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
                 ctx.on_msg(m);
             }
-            seen = msgs.len();
+            all.extend(msgs);
         }
         if sig_ready {
             let (sig, code, _) = ll::read_signal(sfd.as_fd()).map_err(step("read(signalfd)"))?;
@@ -669,7 +731,21 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
     let _ = (&*ctl).read_to_end(&mut rest);
     buf.extend_from_slice(&rest);
     let _ = ll::set_sigmask(&HANDLED, libc::SIG_UNBLOCK);
-    Ok((status, parse_msgs(&buf)))
+    if buf.first() == Some(&EARLY_FAILURE_MAGIC) {
+        return Ok((status, parse_msgs(&buf)));
+    }
+    all.extend(parse_msgs(&buf[parsed..]));
+    Ok((status, all))
+}
+
+/// The complete lines at the start of `buf` (none while it holds an early-failure record, which
+/// is parsed whole at the end), and how many bytes they span.
+fn parse_new_msgs(buf: &[u8]) -> (Vec<Msg>, usize) {
+    if buf.first() == Some(&EARLY_FAILURE_MAGIC) {
+        return (Vec::new(), 0);
+    }
+    let lines = complete_lines(buf);
+    (parse_msgs(lines), lines.len())
 }
 
 /// One read from the control socket, with any descriptors that came along (closed on drop), and

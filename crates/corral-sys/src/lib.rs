@@ -10,6 +10,7 @@ pub mod launch;
 pub mod ll;
 pub mod mountinfo;
 pub mod mounts;
+pub mod netsock;
 pub mod probe;
 pub mod protocol;
 pub mod seccomp;

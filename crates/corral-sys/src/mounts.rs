@@ -256,6 +256,22 @@ fn apply_one(
                 "mount(\"devpts\" → {dst:?}, \"newinstance,ptmxmode=0666,mode=0620\")"
             )))
         }
+        MountOp::File { dst, contents, .. } => {
+            let src = write_generated(staging, dst, contents)?;
+            let target = follow_in_root(staging, dst)?;
+            if std::fs::symlink_metadata(&target).is_err() {
+                // A symlink into a directory of corral's own tmpfs (systemd's /etc/resolv.conf →
+                // /run/...): the file it names does not exist in the sandbox; create it there.
+                // Inside a read-only host bind this fails with EROFS, and the error names it.
+                make_mountpoint(&target, FileKind::File)?;
+            }
+            let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+            let fd = open_tree(CWD, &src, flags)
+                .map_err(err_rx(format!("open_tree({src:?}, OPEN_TREE_CLONE)")))?;
+            let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+            setattr_detached(&fd, attrs, dst)?;
+            attach(&fd, &target, Path::new("(generated file)"), dst)
+        }
         MountOp::ReadOnly { dst } => {
             let target = at(staging, dst);
             ll::mount_setattr(CWD, &cstr(&target), 0, MOUNT_ATTR_RDONLY, 0)
@@ -305,6 +321,63 @@ fn attr_names(set: u64) -> String {
         .join("|")
 }
 
+/// Directory of the new root holding the files corral generates ([`MountOp::File`] sources).
+const GENERATED_DIR: &str = "/.corral-files";
+/// Most symlinks followed when placing a generated file (like the kernel's nested-link limit).
+const MAX_LINKS: usize = 8;
+
+/// Writes a generated file's contents under [`GENERATED_DIR`] in the new root (mode 0444) and
+/// returns its path.
+fn write_generated(staging: &Path, dst: &Path, contents: &str) -> Result<PathBuf, MountError> {
+    let dir = at(staging, Path::new(GENERATED_DIR));
+    mkdir_p(&dir)?;
+    let name = dst.to_string_lossy().trim_start_matches('/').replace('/', "_");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).map_err(err(format!("write({path:?})")))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o444))
+        .map_err(err(format!("chmod({path:?}, 0444)")))?;
+    Ok(path)
+}
+
+/// `dst` inside the new root with symlinks in its last component followed *inside* that root
+/// (an absolute link target means the new root's `/`, never the host's), lexically, at most
+/// [`MAX_LINKS`] times.
+fn follow_in_root(staging: &Path, dst: &Path) -> Result<PathBuf, MountError> {
+    let mut p = dst.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let here = at(staging, &p);
+        match std::fs::read_link(&here) {
+            Ok(target) => {
+                let joined = match p.parent() {
+                    Some(parent) if target.is_relative() => parent.join(&target),
+                    _ => target.clone(),
+                };
+                p = normalize(&joined);
+            }
+            Err(_) => return Ok(here),
+        }
+    }
+    Err(err(format!("placing {dst:?}: more than {MAX_LINKS} symlinks"))(
+        io::Error::from_raw_os_error(libc::ELOOP),
+    ))
+}
+
+/// Resolves `.` and `..` lexically, never above `/`.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
 fn mkdir_p(path: &Path) -> Result<(), MountError> {
     std::fs::create_dir_all(path).map_err(err(format!("mkdir -p {path:?}")))
 }
@@ -340,4 +413,54 @@ pub fn pivot_into(staging: &Path) -> Result<(), MountError> {
 /// was cloned before the tmpfs covers it, and the mount is private to the sandbox's namespace.
 pub fn staging_dir() -> &'static Path {
     Path::new("/tmp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_never_climbs_above_the_root() {
+        assert_eq!(normalize(Path::new("/etc/../run/x")), PathBuf::from("/run/x"));
+        assert_eq!(normalize(Path::new("/../../x")), PathBuf::from("/x"));
+        assert_eq!(normalize(Path::new("/a/./b/")), PathBuf::from("/a/b"));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn generated_files_follow_symlinks_inside_the_new_root_only() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::create_dir_all(r.join("run/systemd/resolve")).unwrap();
+        // systemd's layout: a relative link into /run.
+        std::os::unix::fs::symlink(
+            "../run/systemd/resolve/stub-resolv.conf",
+            r.join("etc/resolv.conf"),
+        )
+        .unwrap();
+        assert_eq!(
+            follow_in_root(r, Path::new("/etc/resolv.conf")).unwrap(),
+            r.join("run/systemd/resolve/stub-resolv.conf")
+        );
+        // An absolute link means the new root's `/`, never the host's.
+        std::os::unix::fs::symlink("/etc/hosts", r.join("etc/abs")).unwrap();
+        assert_eq!(
+            follow_in_root(r, Path::new("/etc/abs")).unwrap(),
+            r.join("etc/hosts")
+        );
+        // A loop is an error, not a hang.
+        std::os::unix::fs::symlink("/etc/loop", r.join("etc/loop")).unwrap();
+        let e = follow_in_root(r, Path::new("/etc/loop")).unwrap_err();
+        assert_eq!(e.source.raw_os_error(), Some(libc::ELOOP));
+        // The generated file lands in the root's own directory, read-only.
+        let src = write_generated(r, Path::new("/etc/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        assert_eq!(src, r.join(".corral-files/etc_resolv.conf"));
+        assert_eq!(std::fs::read_to_string(&src).unwrap(), "nameserver 127.0.0.1\n");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&src).unwrap().permissions().mode() & 0o777,
+            0o444
+        );
+    }
 }

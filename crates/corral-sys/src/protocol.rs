@@ -40,6 +40,10 @@ pub enum InitMsg {
     /// Sent with the exec listener attached (SCM_RIGHTS): from now on every execve inside waits
     /// for the supervisor to read it (see [`crate::execwatch`]).
     ExecListener,
+    /// Sent with three descriptors attached (SCM_RIGHTS), in this order: the proxy's listening TCP
+    /// socket, the DNS sink's UDP socket and its listening TCP socket, all bound on 127.0.0.1 of the
+    /// sandbox's network namespace (`network.mode = "proxy"`). Init keeps no copy.
+    NetSockets,
     /// The command is running.
     Started {
         /// Its pid inside the sandbox.

@@ -8,10 +8,16 @@
 //! was not there to be masked at launch.
 //!
 //! How: the supervisor watches the directories the plan names (inotify, `IN_CREATE|IN_MOVED_TO`)
-//! and, for each event, forks a short-lived helper that enters the sandbox's user and mount
+//! and, for each event, has a short-lived helper forked that enters the sandbox's user and mount
 //! namespaces (`setns`; the supervisor's uid owns that user namespace, so the helper has
 //! `CAP_SYS_ADMIN` there) and mounts the protection again. A `.git/commondir` that appears is moved
 //! aside instead. Every event is reported to the user.
+//!
+//! The helpers are forked by a [`ForkServer`], itself forked right after the sandbox's clone while
+//! the supervisor is still single-threaded: the supervisor may run threads later (the network
+//! proxy), and a fork of a multi-threaded process may only make async-signal-safe calls, which
+//! `setns` into a user namespace (it requires a single-threaded caller) and mounting from a plan
+//! are not.
 //!
 //! Limit: between the host's rename and the re-mount there is a window (the inotify wake-up plus
 //! a fork, well under a millisecond to a few milliseconds on an idle machine) in which a process
@@ -48,12 +54,12 @@ impl SandboxNs {
 
 /// Applies `ops` inside the sandbox's mount namespace from a forked helper.
 ///
-/// The supervisor is single-threaded (a precondition of `setns` into a user namespace, and of
-/// running ordinary code after fork).
-pub fn reapply_in(ns: &SandboxNs, ops: &[MountOp]) -> Result<(), String> {
+/// Only called in the [`ForkServer`], which is single-threaded (a precondition of `setns` into a
+/// user namespace, and of running ordinary code after fork).
+fn reapply_in(ns: &SandboxNs, ops: &[MountOp]) -> Result<(), String> {
     let (r, w) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
-    // SAFETY: the supervisor is single-threaded, so the child may run ordinary code until it exits.
+    // SAFETY: the fork server is single-threaded, so the child may run ordinary code until it exits.
     let pid = unsafe { ll::fork() }.map_err(|e| format!("fork: {e}"))?;
     if pid == 0 {
         drop(r);
@@ -86,6 +92,95 @@ pub fn reapply_in(ns: &SandboxNs, ops: &[MountOp]) -> Result<(), String> {
         Err(format!("re-protect helper failed (wait status {status:#x})"))
     } else {
         Err(msg)
+    }
+}
+
+/// A process that forks the re-protect helpers on the supervisor's behalf (see the module docs).
+/// Requests are one JSON line each (the mount steps); the answer is one line, `ok` or the error.
+/// It exits when the supervisor closes its end (or dies: EOF, and `PR_SET_PDEATHSIG`).
+#[derive(Debug)]
+pub struct ForkServer {
+    sock: std::os::unix::net::UnixStream,
+    pid: i32,
+}
+
+impl ForkServer {
+    /// Forks the server for the sandbox whose init is `init` (an unreaped child of ours, so its
+    /// pid cannot be reused while we run).
+    ///
+    /// # Safety
+    ///
+    /// The caller must be single-threaded: the child runs ordinary code.
+    pub unsafe fn start(init: i32) -> std::io::Result<ForkServer> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        // SAFETY: the caller is single-threaded (this function's contract).
+        let pid = unsafe { ll::fork() }?;
+        if pid == 0 {
+            drop(ours);
+            // Hold nothing of the supervisor's (the control socket to init above all: init must
+            // see EOF when the supervisor dies), only our own socket.
+            ll::close_all_but(std::os::fd::AsRawFd::as_raw_fd(&theirs));
+            let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+            serve_reapply(init, theirs);
+            ll::exit_now(0);
+        }
+        drop(theirs);
+        Ok(ForkServer { sock: ours, pid })
+    }
+
+    /// Applies `ops` inside the sandbox (through a helper the server forks).
+    pub fn reapply(&self, ops: &[MountOp]) -> Result<(), String> {
+        use std::io::{BufRead, Write};
+        let mut line = serde_json::to_vec(ops).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        (&self.sock)
+            .write_all(&line)
+            .map_err(|e| format!("asking the re-protect server: {e}"))?;
+        let mut answer = String::new();
+        std::io::BufReader::new(&self.sock)
+            .read_line(&mut answer)
+            .map_err(|e| format!("reading the re-protect server's answer: {e}"))?;
+        match answer.trim_end() {
+            "ok" => Ok(()),
+            "" => Err("the re-protect server is gone".into()),
+            err => Err(err.to_string()),
+        }
+    }
+}
+
+impl Drop for ForkServer {
+    fn drop(&mut self) {
+        // EOF ends the server's loop; reap it so no zombie is left.
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        let _ = ll::wait_blocking(self.pid);
+    }
+}
+
+/// The server's loop: one request per line, answered in order.
+fn serve_reapply(init: i32, sock: std::os::unix::net::UnixStream) {
+    use std::io::{BufRead, Write};
+    let mut reader = std::io::BufReader::new(&sock);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let result = serde_json::from_str::<Vec<MountOp>>(&line)
+            .map_err(|e| format!("bad request: {e}"))
+            .and_then(|ops| {
+                let ns =
+                    SandboxNs::open(init).map_err(|e| format!("opening the sandbox's namespaces: {e}"))?;
+                reapply_in(&ns, &ops)
+            });
+        let answer = match result {
+            Ok(()) => "ok\n".to_string(),
+            Err(e) => format!("{}\n", e.replace('\n', " ")),
+        };
+        if (&sock).write_all(answer.as_bytes()).is_err() {
+            return;
+        }
     }
 }
 
@@ -133,15 +228,15 @@ impl Watcher {
         self.fd.as_fd()
     }
 
-    /// Reads pending events and acts on them inside the sandbox whose init is `init` (an unreaped
-    /// child of ours, so its pid cannot have been reused). Returns one line per action.
+    /// Reads pending events and acts on them inside the sandbox, through `server`. Returns one
+    /// line per action.
     ///
-    /// The namespaces are opened per event rather than held for the session: holding them would
-    /// move the mount namespace's teardown onto the supervisor's exit path (milliseconds).
+    /// The namespaces are opened per event (by the server) rather than held for the session:
+    /// holding them would move the mount namespace's teardown onto an exit path (milliseconds).
     ///
-    /// `init` is `None` once the sandbox has ended: the last events are drained then, and only the
-    /// host-side actions (quarantine) still apply.
-    pub fn handle(&self, init: Option<i32>) -> Vec<String> {
+    /// `server` is `None` once the sandbox has ended: the last events are drained then, and only
+    /// the host-side actions (quarantine) still apply.
+    pub fn handle(&self, server: Option<&ForkServer>) -> Vec<String> {
         let mut todo: Vec<(WatchDir, String, WatchAction)> = Vec::new();
         let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
         let mut reader = inotify::Reader::new(&self.fd, &mut buf);
@@ -177,11 +272,10 @@ impl Watcher {
         todo.dedup_by(|a, b| a.0.host == b.0.host && a.1 == b.1);
         // Quarantine is a host-side move: it needs no sandbox, so it happens even when the sandbox
         // is gone (or going: init may already be a zombie whose namespaces cannot be opened).
-        let ns = init.and_then(|pid| SandboxNs::open(pid).ok());
         for (dir, name, action) in todo {
-            match (&ns, action) {
+            match (server, action) {
                 (_, WatchAction::Quarantine) => notes.push(quarantine(&dir.host.join(&name))),
-                (Some(ns), _) => notes.push(act(ns, &dir, &name, action)),
+                (Some(server), _) => notes.push(act(server, &dir, &name, action)),
                 // The sandbox has ended: nothing inside to protect any more.
                 (None, _) => {}
             }
@@ -215,7 +309,9 @@ impl Drop for Watcher {
             return;
         }
         let keep = rustix::fd::AsRawFd::as_raw_fd(&self.fd);
-        // SAFETY: the supervisor is single-threaded; the children only make raw system calls.
+        // SAFETY: the children only make raw, async-signal-safe system calls (fork, close,
+        // _exit), which is all a child of a multi-threaded process may do (the proxy's threads
+        // may be running).
         match unsafe { ll::fork() } {
             Ok(0) => {
                 // SAFETY: as above.
@@ -231,7 +327,7 @@ impl Drop for Watcher {
     }
 }
 
-fn act(ns: &SandboxNs, dir: &WatchDir, name: &str, action: WatchAction) -> String {
+fn act(server: &ForkServer, dir: &WatchDir, name: &str, action: WatchAction) -> String {
     let host = dir.host.join(name);
     let inside = dir.inside.join(name);
     let Ok(meta) = host.symlink_metadata() else {
@@ -245,12 +341,12 @@ fn act(ns: &SandboxNs, dir: &WatchDir, name: &str, action: WatchAction) -> Strin
         ),
         WatchAction::Protect => {
             let op = MountOp::Rebind { dst: inside, access: Access::ReadOnly, why: "protect".into() };
-            report(reapply_in(ns, &[op]), &host, "protection re-applied (it was replaced on the host)")
+            report(server.reapply(&[op]), &host, "protection re-applied (it was replaced on the host)")
         }
         WatchAction::Mask => {
             let kind = if meta.is_dir() { FileKind::Dir } else { FileKind::File };
             let op = MountOp::Mask { dst: inside, kind, why: "watch".into() };
-            report(reapply_in(ns, &[op]), &host, "masked (it appeared or was replaced on the host)")
+            report(server.reapply(&[op]), &host, "masked (it appeared or was replaced on the host)")
         }
     }
 }

@@ -19,12 +19,18 @@ pub fn sessions_dir(home: &Path) -> PathBuf {
     state.join("corral/sessions")
 }
 
-/// An open audit log.
+/// An open audit log. Records come from the supervisor's thread and from the proxy's (network
+/// decisions): the lock keeps the hash chain in one order, one line at a time.
 #[derive(Debug)]
 pub struct AuditLog {
+    path: PathBuf,
+    inner: std::sync::Mutex<Writer>,
+}
+
+#[derive(Debug)]
+struct Writer {
     file: File,
     chain: Chain,
-    path: PathBuf,
     failed: bool,
 }
 
@@ -56,16 +62,18 @@ impl AuditLog {
             .open(&path)
             .with_context(|| format!("creating the audit log {}", path.display()))?;
         Ok(AuditLog {
-            file,
-            chain: Chain::default(),
             path,
-            failed: false,
+            inner: std::sync::Mutex::new(Writer {
+                file,
+                chain: Chain::default(),
+                failed: false,
+            }),
         })
     }
 
     /// Saves the session's plan (redacted: no environment value in full) beside the log, for
     /// `corral why --session`.
-    pub fn save_plan(&mut self, plan: &corral_core::plan::Plan) {
+    pub fn save_plan(&self, plan: &corral_core::plan::Plan) {
         let path = self.path.with_file_name("plan.json");
         let body = serde_json::to_vec_pretty(&plan.redacted()).unwrap_or_default();
         let saved = OpenOptions::new()
@@ -81,16 +89,22 @@ impl AuditLog {
 
     /// Appends one record. A failed write is reported once and never stops the sandbox: the log
     /// then ends early, which `corral logs --verify` shows (no `session.end`).
-    pub fn write(&mut self, event: Event) {
-        let line = self.chain.line(now_ms(), event);
-        if let Err(e) = self.file.write_all(line.as_bytes()) {
-            if !self.failed {
+    pub fn write(&self, event: Event) {
+        // A panic while holding the lock cannot leave a half-written line (one write per record):
+        // go on with the chain as it is.
+        let mut w = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let line = w.chain.line(now_ms(), event);
+        if let Err(e) = w.file.write_all(line.as_bytes()) {
+            if !w.failed {
                 eprintln!(
                     "corral: warning: writing the audit log {}: {e}",
                     self.path.display()
                 );
             }
-            self.failed = true;
+            w.failed = true;
         }
     }
 }
@@ -129,7 +143,7 @@ fn find(sessions: &Path, id: Option<&str>) -> anyhow::Result<PathBuf> {
 pub struct View {
     /// JSON lines as written.
     pub json: bool,
-    /// Only these kinds (`session`, `env`, `exec`, `fs`, `limit`); empty: all.
+    /// Only these kinds (`session`, `env`, `exec`, `fs`, `net`, `dns`, `limit`); empty: all.
     pub kinds: Vec<String>,
     /// Keep printing until `session.end`.
     pub follow: bool,
@@ -254,6 +268,45 @@ fn summary(e: &Event) -> String {
             left_out.len()
         ),
         Event::FsWatch { note } | Event::LimitHit { message: note } => note.clone(),
+        Event::NetDecision {
+            proto,
+            host,
+            port,
+            addr,
+            decision,
+            reason,
+            rule,
+            detail,
+            bytes_up,
+            bytes_down,
+            duration_ms,
+        } => {
+            let mut s = format!("{decision} {proto} {host}:{port}");
+            if let Some(a) = addr {
+                s.push_str(&format!(" via {a}"));
+            }
+            s.push_str(&format!(" [{reason}]"));
+            if let Some(r) = rule {
+                s.push_str(&format!(" rule {r:?}"));
+            }
+            if let Some(d) = detail {
+                s.push_str(&format!(": {d}"));
+            }
+            s.push_str(&format!(" ↑{bytes_up} ↓{bytes_down} bytes, {duration_ms} ms"));
+            s
+        }
+        Event::DnsQuery {
+            name,
+            qtype,
+            transport,
+        } => format!("refused {qtype} {name} ({transport})"),
+        Event::NetSummary { line, unrecorded, .. } => {
+            if *unrecorded > 0 {
+                format!("{line} ({unrecorded} record(s) not written one by one: too many at once)")
+            } else {
+                line.clone()
+            }
+        }
         Event::ExecSummary { suppressed, programs } => format!(
             "{suppressed} more exec(s) not listed one by one (exec storm): {}",
             programs

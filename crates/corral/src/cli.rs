@@ -86,6 +86,14 @@ pub struct RunArgs {
     /// Wall-clock limit for the session (limits.wall_seconds), e.g. 90s, 30m, 2h.
     #[arg(long, value_name = "DURATION", value_parser = corral_core::profile::parse_duration_s)]
     pub timeout: Option<u64>,
+    /// Network mode (network.mode): none, proxy (egress only through corral's filtering proxy)
+    /// or host (no isolation).
+    #[arg(long, value_name = "MODE", value_parser = ["none", "proxy", "host"])]
+    pub network: Option<String>,
+    /// A host the proxy may reach (network.allow; repeatable): example.com, *.example.com,
+    /// example.com:8443.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_host: Vec<String>,
     /// The command and its arguments (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -116,7 +124,7 @@ pub struct LogsArgs {
     #[arg(long, conflicts_with = "follow")]
     pub verify: bool,
     /// Only these kinds of event: the part of the name before the dot (`session`, `env`, `exec`, `fs`,
-    /// `limit`), comma-separated.
+    /// `net`, `dns`, `limit`), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,
     /// Keep printing new records until the session ends.

@@ -319,7 +319,7 @@ const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "network.mode",
-        about: "\"none\": only the sandbox's own loopback",
+        about: "\"none\": only the sandbox's own loopback; \"proxy\": egress only through corral's filtering proxy; \"host\": no isolation",
         value: |p| Val::of(&p.network_mode),
         example: "",
         resolved: true,
@@ -345,6 +345,22 @@ const KEYS: &[KeyDoc] = &[
         key: "network.deny",
         about: "hosts the egress proxy may never reach (deny wins)",
         value: |p| Val::of(&p.network_deny),
+        example: "",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
+        key: "network.allow_cidrs",
+        about: "private, loopback, link-local, … ranges the proxy may dial anyway (`10.0.0.0/8`)",
+        value: |p| Val::of(&p.network_allow_cidrs),
+        example: "",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
+        key: "network.max_egress_mb",
+        about: "most MiB the session may send out through the proxy",
+        value: |p| Val::of(&p.max_egress_mb),
         example: "",
         resolved: true,
         project: true,
@@ -944,6 +960,7 @@ expose_secrets = ["~/.ssh"]
                     "# wall_seconds =",
                     "# open_files =",
                     "# address_space_mb =",
+                    "# max_egress_mb =",
                 ]
                 .iter()
                 .any(|k| l.starts_with(k))
@@ -1007,6 +1024,8 @@ network.mode = "none"   # not set by any layer: corral's fallback
 network.local_ports = []   # not set by any layer: corral's fallback
 network.allow = []   # not set by any layer: corral's fallback
 network.deny = []   # not set by any layer: corral's fallback
+network.allow_cidrs = []   # not set by any layer: corral's fallback
+network.max_egress_mb = <unset>   # not set by any layer: corral's fallback
 env.pass = []   # not set by any layer: corral's fallback
 env.set = { A = "…(1)", "B C" = "…(3)" }   # from builtin:x
 env.path = ["/bin"]   # from builtin:x

@@ -8,6 +8,7 @@ mod cmd_ps;
 mod cmd_setup;
 mod cmd_trust;
 mod context;
+mod net;
 mod run;
 mod trust;
 

@@ -69,7 +69,9 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         .with_context(|| format!("sandbox.workspace {}: cannot resolve it", workspace.display()))?;
     let project = context::project(&workspace, &name, &layers, &inv.home)?;
     layers.extend(project.layer);
-    layers.extend(flag_layer(args));
+    // --allow-host adds to the allowlist the profiles give (a layer's list replaces the one below).
+    let before_flags = corral_core::profile::resolve(&name, &layers)?;
+    layers.extend(flag_layer(args, &before_flags.network_allow));
     let profile = corral_core::profile::resolve(&name, &layers)?;
     for note in &project.notes {
         eprintln!("corral: {note}");
@@ -81,6 +83,8 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     let secret_patterns = plan::secret_paths(&inv.home, inv.uid);
     let facts = corral_sys::facts::gather(&probe, &secret_patterns, &workspace, &deny)?;
     let plan = plan::build(&profile, &inv, &workspace, &facts)?;
+    // The network policy must parse before anything happens (also for --dry-run).
+    crate::net::proxy_config(&plan)?;
     Ok(Prepared {
         plan,
         profile,
@@ -115,8 +119,8 @@ fn launch_session(
         );
         Ok::<_, anyhow::Error>(log)
     });
-    let mut log = match log {
-        Ok(log) => log,
+    let log = match log {
+        Ok(log) => std::sync::Arc::new(log),
         Err(e) => {
             session.finish();
             return Err(e);
@@ -131,15 +135,23 @@ fn launch_session(
             let mut reporter = Reporter {
                 verbose: args.verbose,
                 session: &mut session,
-                log: &mut log,
+                log: log.clone(),
                 plan: &plan,
                 throttle: corral_core::audit::ExecThrottle::default(),
                 clock: std::time::Instant::now(),
+                proxy_config: crate::net::proxy_config(&plan)?,
+                proxy: None,
             };
             let launched = corral_sys::launch::launch(&plan, &mut reporter).map_err(anyhow::Error::from);
             // What an exec storm left counted but not yet written.
             if let Some(summary) = reporter.throttle.flush() {
                 reporter.log.write(summary);
+            }
+            // The sandbox is gone: close what the proxy still carries, and sum it up.
+            if let Some(proxy) = reporter.proxy.take() {
+                let summary = proxy.stop();
+                eprintln!("corral: network: {}", summary.line());
+                reporter.log.write(crate::net::summary_event(&summary));
             }
             launched
         }
@@ -147,7 +159,7 @@ fn launch_session(
     };
     // What the session changed in the workspace (before the placeholders go: they are skipped).
     let placeholders: Vec<std::path::PathBuf> = plan.placeholders.iter().map(|p| p.path.clone()).collect();
-    report_changes(workspace, since, &placeholders, &mut log);
+    report_changes(workspace, since, &placeholders, &log);
     // Placeholders and the session directory go on every path out, success or not.
     for note in session.finish() {
         eprintln!("corral: {note}");
@@ -187,7 +199,7 @@ fn report_changes(
     workspace: &std::path::Path,
     since: std::time::SystemTime,
     skip: &[std::path::PathBuf],
-    log: &mut crate::auditlog::AuditLog,
+    log: &crate::auditlog::AuditLog,
 ) {
     let (changed, walk_truncated) = corral_sys::facts::changed_since(workspace, since, skip);
     if changed.is_empty() && !walk_truncated {
@@ -240,11 +252,25 @@ fn env_audit_event(plan: &plan::Plan) -> Event {
 }
 
 /// The command-line flags that set profile values, as the last layer.
-fn flag_layer(args: &RunArgs) -> Option<corral_core::profile::ProfileLayer> {
-    use corral_core::profile::{LimitsCfg, ProfileCfg, ProfileLayer};
-    if args.memory.is_none() && args.pids.is_none() && args.timeout.is_none() {
+fn flag_layer(args: &RunArgs, allow_before: &[String]) -> Option<corral_core::profile::ProfileLayer> {
+    use corral_core::profile::{LimitsCfg, NetworkCfg, NetworkMode, ProfileCfg, ProfileLayer};
+    if args.memory.is_none()
+        && args.pids.is_none()
+        && args.timeout.is_none()
+        && args.network.is_none()
+        && args.allow_host.is_empty()
+    {
         return None;
     }
+    let network = NetworkCfg {
+        mode: args.network.as_deref().map(|m| match m {
+            "proxy" => NetworkMode::Proxy,
+            "host" => NetworkMode::Host,
+            _ => NetworkMode::None,
+        }),
+        allow: (!args.allow_host.is_empty()).then(|| [allow_before, &args.allow_host].concat()),
+        ..NetworkCfg::default()
+    };
     let limits = LimitsCfg {
         memory_mb: args.memory,
         pids: args.pids,
@@ -255,6 +281,7 @@ fn flag_layer(args: &RunArgs) -> Option<corral_core::profile::ProfileLayer> {
         origin: "command line".into(),
         cfg: ProfileCfg {
             limits: Some(limits),
+            network: Some(network),
             ..ProfileCfg::default()
         },
     })
@@ -337,12 +364,16 @@ fn ask(question: &str) -> anyhow::Result<bool> {
 struct Reporter<'a> {
     verbose: bool,
     session: &'a mut Session,
-    log: &'a mut crate::auditlog::AuditLog,
+    log: std::sync::Arc<crate::auditlog::AuditLog>,
     plan: &'a plan::Plan,
     /// Keeps exec records to a rate the log can take, counting the rest.
     throttle: corral_core::audit::ExecThrottle,
     /// The throttle's time base.
     clock: std::time::Instant,
+    /// `network.mode = "proxy"`: the proxy's configuration, until init hands over its sockets.
+    proxy_config: Option<corral_net::proxy::Config>,
+    /// The running proxy.
+    proxy: Option<corral_net::proxy::Proxy>,
 }
 
 impl corral_sys::launch::Observer for Reporter<'_> {
@@ -400,6 +431,19 @@ impl corral_sys::launch::Observer for Reporter<'_> {
                 .collect(),
         });
     }
+    fn net_sockets(&mut self, sockets: corral_sys::launch::NetSockets) {
+        let Some(cfg) = self.proxy_config.take() else {
+            return;
+        };
+        let log = self.log.clone();
+        let sink: corral_net::proxy::Sink = Box::new(move |ev| log.write(crate::net::event(ev)));
+        match corral_net::proxy::Proxy::start(cfg, crate::net::listeners(sockets), sink) {
+            Ok(p) => self.proxy = Some(p),
+            Err(e) => self.note(&format!(
+                "warning: {e}; the sandbox has no network (nothing answers its proxy)"
+            )),
+        }
+    }
     fn note(&mut self, line: &str) {
         eprintln!("corral: {line}");
         self.log.write(Event::FsWatch {
@@ -456,13 +500,20 @@ pub fn why(args: &crate::cli::WhyArgs) -> anyhow::Result<i32> {
                 memory: None,
                 pids: None,
                 timeout: None,
+                network: None,
+                allow_host: Vec::new(),
                 command: Vec::new(),
             };
             let p = prepare(&run_args)?;
             (p.plan, p.inv.home)
         }
     };
-    for line in corral_core::why::why(&plan, &args.target, &home) {
+    let mut lines = corral_core::why::why(&plan, &args.target, &home);
+    if lines.is_empty() {
+        // Proxy mode, a host outside the sandbox: the proxy's own policy answers.
+        lines = crate::net::why_host(&plan, &args.target)?;
+    }
+    for line in lines {
         println!("{line}");
     }
     Ok(0)
