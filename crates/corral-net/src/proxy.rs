@@ -198,6 +198,7 @@ impl Proxy {
         ] {
             fd.map_err(e(what))?;
         }
+        raise_open_files();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(RESOLVER_THREADS)
@@ -244,6 +245,24 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.stop_inner();
+    }
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit: each connection served holds
+/// two sockets and two pipes, and a supervisor at the usual soft limit (1024) would refuse
+/// connections below [`Config::max_connections`]. The sandbox was cloned before, so it keeps
+/// its own limits.
+fn raise_open_files() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let cur = getrlimit(Resource::Nofile);
+    if cur.current != cur.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: cur.maximum,
+                maximum: cur.maximum,
+            },
+        );
     }
 }
 
