@@ -112,6 +112,24 @@ pub enum Event {
         /// From accept to close.
         duration_ms: u64,
     },
+    /// A request from the agent through corral's API gateway (the real credential added outside).
+    #[serde(rename = "api.request")]
+    ApiRequest {
+        /// HTTP method.
+        method: String,
+        /// Path, without the query string.
+        path: String,
+        /// The upstream's status (none: it failed before answering).
+        status: Option<u16>,
+        /// Bytes from the agent.
+        bytes_up: u64,
+        /// Bytes to the agent.
+        bytes_down: u64,
+        /// From request to the response's end.
+        duration_ms: u64,
+        /// What failed, if anything.
+        error: Option<String>,
+    },
     /// A DNS query from inside, refused by the sink (nothing is forwarded).
     #[serde(rename = "dns.query")]
     DnsQuery {
@@ -159,7 +177,7 @@ pub enum Event {
 }
 
 /// The kinds of event (each name's part before the dot), for `corral logs --kind`.
-pub const KINDS: &[&str] = &["session", "env", "exec", "fs", "net", "dns", "limit"];
+pub const KINDS: &[&str] = &["session", "env", "exec", "fs", "net", "api", "dns", "limit"];
 
 impl Event {
     /// The stable event name.
@@ -172,6 +190,7 @@ impl Event {
             Event::Exec { .. } => "exec",
             Event::ExecSummary { .. } => "exec.summary",
             Event::NetDecision { .. } => "net.decision",
+            Event::ApiRequest { .. } => "api.request",
             Event::DnsQuery { .. } => "dns.query",
             Event::NetSummary { .. } => "net.summary",
             Event::LimitHit { .. } => "limit.hit",

@@ -3,6 +3,7 @@
 //! the host comes in as an argument, so all of it is testable anywhere.
 #![forbid(unsafe_code)]
 
+pub mod agents;
 pub mod audit;
 pub mod changes;
 pub mod envaudit;
@@ -13,6 +14,7 @@ pub mod layer;
 pub mod plan;
 pub mod profile;
 pub mod render;
+pub mod sandbox_md;
 pub mod seccomp_policy;
 pub mod secrets;
 pub mod tighten;

@@ -13,7 +13,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The built-in profiles, by name, as shipped TOML text.
-pub const BUILTIN: [(&str, &str); 1] = [("default", include_str!("../profiles/default.toml"))];
+pub const BUILTIN: [(&str, &str); 6] = [
+    ("default", include_str!("../profiles/default.toml")),
+    ("claude", include_str!("../profiles/claude.toml")),
+    ("codex", include_str!("../profiles/codex.toml")),
+    ("gemini", include_str!("../profiles/gemini.toml")),
+    ("aider", include_str!("../profiles/aider.toml")),
+    ("opencode", include_str!("../profiles/opencode.toml")),
+];
 
 /// A profile file as written: every key optional.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -61,8 +68,11 @@ pub struct SandboxCfg {
     pub allow_home_workspace: Option<bool>,
     /// Record every program started inside in the audit log (default true).
     pub audit_exec: Option<bool>,
-    /// The agent this profile is for (e.g. `claude`), for reports.
+    /// The agent this profile is for (e.g. `claude`): its state, policy files and API gateway.
     pub agent: Option<String>,
+    /// Where the agent's API gateway sends requests (default: the agent's real API, e.g.
+    /// `https://api.anthropic.com`). The real credential goes there.
+    pub api_upstream: Option<String>,
 }
 
 /// A path entry in `read_only` / `read_write`: a plain string, or a table with options.
@@ -181,6 +191,8 @@ pub struct LimitsCfg {
 pub struct Profile {
     /// The agent the profile is for.
     pub agent: Option<String>,
+    /// Where the agent's API gateway sends requests (None: the agent's real API).
+    pub api_upstream: Option<String>,
     /// Hosts the egress proxy may reach.
     pub network_allow: Vec<String>,
     /// Hosts it may never reach.
@@ -489,6 +501,7 @@ pub fn resolve(name: &str, layers: &[ProfileLayer]) -> Result<Profile, ProfileEr
     Ok(Profile {
         name: name.to_string(),
         agent: pick!(sandbox.agent),
+        api_upstream: pick!(sandbox.api_upstream),
         command: pick!(sandbox.command).ok_or_else(|| missing("sandbox.command"))?,
         workspace: pick!(sandbox.workspace).unwrap_or_else(|| "git-root".to_string()),
         allow_home_workspace: pick!(sandbox.allow_home_workspace).unwrap_or(false),
@@ -589,8 +602,18 @@ mod tests {
     #[test]
     fn every_builtin_parses_and_resolves() {
         for (name, text) in BUILTIN {
-            let l = ProfileLayer::parse(&format!("builtin:{name}"), text).unwrap();
-            let p = resolve(name, &[l]).unwrap();
+            // Agent profiles extend `default`, as `--profile NAME` loads them.
+            let mut layers = Vec::new();
+            if name != "default" {
+                layers.push(ProfileLayer::parse("builtin:default", BUILTIN[0].1).unwrap());
+            }
+            layers.push(ProfileLayer::parse(&format!("builtin:{name}"), text).unwrap());
+            let p = resolve(name, &layers).unwrap();
+            if name != "default" {
+                assert_eq!(p.agent.as_deref(), Some(name), "{name} names its agent");
+                assert!(crate::agents::spec(name).is_some(), "{name} is a known agent");
+                assert_eq!(p.network_mode, NetworkMode::Proxy, "{name} defaults to the proxy");
+            }
             for layer in Layer::ALL {
                 assert!(
                     p.layers.contains_key(&layer),
@@ -671,7 +694,7 @@ mod tests {
     fn unknown_builtin_lists_the_known_ones() {
         assert_eq!(
             builtin("nope").unwrap_err().to_string(),
-            "no built-in profile named \"nope\" (built-in: default); to use a file, give a path containing `/`"
+            "no built-in profile named \"nope\" (built-in: default, claude, codex, gemini, aider, opencode); to use a file, give a path containing `/`"
         );
     }
 }

@@ -77,6 +77,16 @@ pub fn mount_line(op: &MountOp) -> String {
             dst.display(),
             contents.len()
         ),
+        MountOp::Generated { dst, files } => format!(
+            "files    {}  tmpfs of {} generated file(s): {}",
+            dst.display(),
+            files.len(),
+            files
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
         MountOp::ReadOnly { dst } => format!("readonly {}", dst.display()),
     }
 }

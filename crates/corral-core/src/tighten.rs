@@ -8,7 +8,8 @@
 //!
 //! What counts as wider, per key: `sandbox.command` / `sandbox.workspace` / `env.path` changed at
 //! all (the user would run something else, somewhere else); `allow_home_workspace` and
-//! `capabilities.allow_shell` false → true; `sandbox.audit_exec` true → false (less is seen); entries added to an allowlist (`filesystem.read_only`,
+//! `capabilities.allow_shell` false → true; `sandbox.audit_exec` true → false (less is seen);
+//! `sandbox.agent` or `sandbox.api_upstream` changed at all (the API credential would go elsewhere); entries added to an allowlist (`filesystem.read_only`,
 //! `filesystem.read_write`, `filesystem.expose_secrets`, `network.local_ports`, `network.allow`,
 //! `network.allow_cidrs`, `env.pass`, `env.files`, `env.allow_secrets`, `capabilities.exec`); entries removed from a
 //! denylist (`filesystem.deny`, `filesystem.protect`, `network.deny`); `env.set` names added or
@@ -75,6 +76,19 @@ pub fn widenings(before: &Profile, after: &Profile) -> Vec<Widening> {
     }
     if before.audit_exec && !after.audit_exec {
         push("sandbox.audit_exec", "turns the exec audit off".into());
+    }
+    if before.agent != after.agent {
+        push(
+            "sandbox.agent",
+            format!("changes {:?} to {:?}", before.agent, after.agent),
+        );
+    }
+    if before.api_upstream != after.api_upstream {
+        // The real API credential goes wherever this points.
+        push(
+            "sandbox.api_upstream",
+            format!("changes {:?} to {:?}", before.api_upstream, after.api_upstream),
+        );
     }
 
     // [filesystem]: a path is visible if it is bound either way; writable only via read_write.

@@ -36,6 +36,7 @@ fn inv() -> Invocation {
         env_files: Vec::new(),
         extra_env: Vec::new(),
         env_flags: Vec::new(),
+        agent: None,
     }
 }
 
@@ -121,6 +122,20 @@ fn with(extra: &str) -> Profile {
     profile::resolve("test", &[default_layer(), over]).unwrap()
 }
 
+/// What the binary finds for an agent with an API key on the host.
+fn agent_input(spec: &corral_core::agents::AgentSpec) -> corral_core::agents::AgentInput {
+    let data = format!("{HOME}/.local/share/corral");
+    corral_core::agents::AgentInput {
+        project_dir: format!("{data}/projects/0123456789abcdef/{}", spec.name).into(),
+        shared_dir: format!("{data}/agents/{}", spec.name).into(),
+        user_instructions: "Prefer small commits.\n".into(),
+        git_identity: Some(("Alice Example".into(), "alice@example.com".into())),
+        credential: corral_core::agents::CredentialKind::ApiKey,
+        corral_exe: Some("/usr/local/bin/corral".into()),
+        upstream: spec.api.map(|a| a.upstream.to_string()).unwrap_or_default(),
+    }
+}
+
 #[test]
 fn every_shipped_profile_plan_is_pinned() {
     for (name, text) in profile::BUILTIN {
@@ -129,7 +144,11 @@ fn every_shipped_profile_plan_is_pinned() {
             layers.push(ProfileLayer::parse(name, text).unwrap());
         }
         let p = profile::resolve(name, &layers).unwrap();
-        let plan = plan::build(&p, &inv(), Path::new(WS), &facts()).unwrap();
+        let mut inv = inv();
+        if let Some(spec) = corral_core::agents::spec(name) {
+            inv.agent = Some(agent_input(spec));
+        }
+        let plan = plan::build(&p, &inv, Path::new(WS), &facts()).unwrap();
         insta::assert_snapshot!(format!("{name}_dry_run"), corral_core::render::render_plan(&plan));
         insta::assert_json_snapshot!(format!("{name}_plan_json"), plan);
     }
@@ -469,6 +488,7 @@ fn proxy_mode_points_the_sandbox_at_the_proxy_and_the_dns_sink() {
             deny: vec![],
             allow_cidrs: vec!["10.1.0.0/16".into()],
             max_egress_mb: Some(50),
+            gateway: None,
         }
     );
     // Landlock lets TCP connect reach the proxy and the sink's TCP side, nothing else.

@@ -10,6 +10,7 @@
 
 pub mod dns;
 pub mod dnssink;
+pub mod gateway;
 pub mod head;
 pub mod policy;
 pub mod proxy;

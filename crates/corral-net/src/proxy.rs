@@ -53,6 +53,15 @@ impl Config {
 /// The sockets to serve, bound by the sandbox's init.
 #[derive(Debug)]
 pub struct Listeners {
+    /// The proxy's and the DNS sink's (`network.mode = "proxy"`).
+    pub proxy: Option<ProxyListeners>,
+    /// The agent API gateway's listener and its configuration.
+    pub gateway: Option<(std::net::TcpListener, Arc<crate::gateway::GatewayConfig>)>,
+}
+
+/// The proxy's sockets.
+#[derive(Debug)]
+pub struct ProxyListeners {
     /// The proxy's listening socket.
     pub proxy: std::net::TcpListener,
     /// The DNS sink's UDP socket.
@@ -86,6 +95,19 @@ impl Shared {
             s.add_conn(&r);
         }
         self.emit(NetEvent::Conn(r));
+    }
+
+    /// Records an API request through the gateway (always written: each is real traffic).
+    pub(crate) fn record_api(&self, r: crate::gateway::ApiRecord) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.api_requests += 1;
+        }
+        (self.sink)(NetEvent::Api(r));
+    }
+
+    /// The totals so far (for the sandbox's status line).
+    pub(crate) fn summary_now(&self) -> Summary {
+        self.summary.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Records a DNS query.
@@ -182,21 +204,18 @@ impl Proxy {
     /// Starts serving `listeners` on a new thread.
     pub fn start(cfg: Config, listeners: Listeners, sink: Sink) -> Result<Proxy, StartError> {
         let e = |op: &'static str| move |source| StartError { op, source };
-        for (fd, what) in [
-            (
-                listeners.proxy.set_nonblocking(true),
-                "fcntl(proxy listener, O_NONBLOCK)",
-            ),
-            (
-                listeners.dns_udp.set_nonblocking(true),
-                "fcntl(dns socket, O_NONBLOCK)",
-            ),
-            (
-                listeners.dns_tcp.set_nonblocking(true),
-                "fcntl(dns listener, O_NONBLOCK)",
-            ),
-        ] {
-            fd.map_err(e(what))?;
+        if let Some(l) = &listeners.proxy {
+            for (fd, what) in [
+                (l.proxy.set_nonblocking(true), "fcntl(proxy listener, O_NONBLOCK)"),
+                (l.dns_udp.set_nonblocking(true), "fcntl(dns socket, O_NONBLOCK)"),
+                (l.dns_tcp.set_nonblocking(true), "fcntl(dns listener, O_NONBLOCK)"),
+            ] {
+                fd.map_err(e(what))?;
+            }
+        }
+        if let Some((l, _)) = &listeners.gateway {
+            l.set_nonblocking(true)
+                .map_err(e("fcntl(gateway listener, O_NONBLOCK)"))?;
         }
         raise_open_files();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -268,21 +287,37 @@ fn raise_open_files() {
 
 /// The runtime's main task: accept until stopped, then give open connections a moment to report.
 async fn serve(shared: Arc<Shared>, l: Listeners) -> Summary {
-    let listeners = (
-        tokio::net::TcpListener::from_std(l.proxy),
-        tokio::net::UdpSocket::from_std(l.dns_udp),
-        tokio::net::TcpListener::from_std(l.dns_tcp),
-    );
-    let (proxy, dns_udp, dns_tcp) = match listeners {
-        (Ok(p), Ok(u), Ok(t)) => (p, u, t),
-        _ => return Summary::default(),
-    };
     let mut stop = shared.stop.clone();
-    tokio::select! {
-        () = accept_loop(shared.clone(), proxy) => {}
-        () = crate::dnssink::serve_udp(shared.clone(), dns_udp) => {}
-        () = crate::dnssink::serve_tcp(shared.clone(), dns_tcp) => {}
-        _ = stop.wait_for(|s| *s) => {}
+    if let Some((listener, cfg)) = l.gateway {
+        if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+            let s = shared.clone();
+            let record: Arc<dyn Fn(crate::gateway::ApiRecord) + Send + Sync> =
+                Arc::new(move |r| s.record_api(r));
+            tokio::spawn(crate::gateway::serve(listener, cfg, record, shared.stop.clone()));
+        }
+    }
+    let proxy = l.proxy.and_then(|p| {
+        match (
+            tokio::net::TcpListener::from_std(p.proxy),
+            tokio::net::UdpSocket::from_std(p.dns_udp),
+            tokio::net::TcpListener::from_std(p.dns_tcp),
+        ) {
+            (Ok(a), Ok(b), Ok(c)) => Some((a, b, c)),
+            _ => None,
+        }
+    });
+    match proxy {
+        Some((proxy, dns_udp, dns_tcp)) => {
+            tokio::select! {
+                () = accept_loop(shared.clone(), proxy) => {}
+                () = crate::dnssink::serve_udp(shared.clone(), dns_udp) => {}
+                () = crate::dnssink::serve_tcp(shared.clone(), dns_tcp) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        }
+        None => {
+            let _ = stop.wait_for(|s| *s).await;
+        }
     }
     // Connections see the stop too; wait for them to finish their records.
     let deadline = Instant::now() + STOP_GRACE;
@@ -313,7 +348,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
             let started = Instant::now();
             let mut rec = crate::serve::serve_conn(&s, stream).await;
             rec.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            s.record_conn(rec);
+            if rec.proto != crate::record::Proto::Status {
+                s.record_conn(rec);
+            }
             s.active.fetch_sub(1, Ordering::AcqRel);
         });
     }

@@ -27,6 +27,8 @@ pub enum Proto {
     Socks5,
     /// Not known yet (the first bytes never came, or were neither).
     Unknown,
+    /// The sandbox's status line asking for the totals (not a connection out; not recorded).
+    Status,
 }
 
 /// One connection through the proxy, recorded when it ends.
@@ -84,6 +86,8 @@ impl Default for ConnRecord {
 pub enum NetEvent {
     /// A connection ended.
     Conn(ConnRecord),
+    /// A request through the agent API gateway.
+    Api(crate::gateway::ApiRecord),
     /// The DNS sink refused a query.
     Dns {
         /// The name asked for, rendered like dig (odd bytes escaped).
@@ -129,6 +133,8 @@ pub struct Summary {
     pub down: u64,
     /// Records not passed to the sink (rate cap); counted here.
     pub unrecorded: u64,
+    /// Requests through the agent API gateway.
+    pub api_requests: u64,
 }
 
 impl Summary {
@@ -196,6 +202,12 @@ impl Summary {
             if denied.len() > SHOWN {
                 s.push_str(&format!(", and {} more", denied.len() - SHOWN));
             }
+        }
+        if self.api_requests > 0 {
+            s.push_str(&format!(
+                "; {} API request(s) through the gateway",
+                self.api_requests
+            ));
         }
         if self.dns_queries > 0 {
             s.push_str(&format!(

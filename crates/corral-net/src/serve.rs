@@ -153,7 +153,7 @@ const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 /// Half-closes, then reads and discards what the client is still sending (bounded), so that
 /// closing with unread data does not reset the connection and destroy the answer before the
 /// client reads it (the "lingering close" of web servers).
-async fn linger_close(client: &mut TcpStream) {
+pub(crate) async fn linger_close(client: &mut TcpStream) {
     let _ = client.shutdown().await;
     let mut chunk = [0u8; 4096];
     let mut left = LINGER_BYTES;
@@ -173,6 +173,17 @@ fn shown(raw: &str) -> String {
     const MAX: usize = 256;
     let s: String = raw.escape_debug().collect();
     s.chars().take(MAX).collect()
+}
+
+/// The path at which the proxy tells the sandbox its totals (`GET /corral/status`, origin form,
+/// straight to the proxy's port): connections allowed and denied, DNS queries, API requests.
+pub const STATUS_PATH: &str = "/corral/status";
+
+fn status_json(s: &crate::record::Summary) -> String {
+    format!(
+        "{{\"allowed\":{},\"denied\":{},\"dns_queries\":{},\"api_requests\":{},\"bytes_up\":{},\"bytes_down\":{}}}",
+        s.allowed, s.denied, s.dns_queries, s.api_requests, s.up, s.down
+    )
 }
 
 /// What an HTTP request asks for.
@@ -213,6 +224,18 @@ async fn http(
             let why = format!("{scheme}:// URLs are not fetched by the proxy: use CONNECT (HTTPS_PROXY)");
             refuse(rec, (Reason::Unsupported, why.clone()));
             answer_refusal(client, "request", Reason::Unsupported, &why).await;
+            return;
+        }
+        RequestTarget::Origin(path) if path == STATUS_PATH && head.method == "GET" => {
+            // The sandbox's own status line asks the proxy what it has decided so far. Not a
+            // connection anywhere: not recorded.
+            rec.proto = Proto::Status;
+            let body = status_json(&s.summary_now());
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = client.write_all(reply.as_bytes()).await;
             return;
         }
         _ => {

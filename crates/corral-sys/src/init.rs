@@ -156,7 +156,7 @@ fn send(ctl: &UnixStream, msg: &InitMsg) {
     }
 }
 
-/// Like [`send`], with descriptors attached (SCM_RIGHTS, at most 3). Unlike `send`, a failure
+/// Like [`send`], with descriptors attached (SCM_RIGHTS, at most 4). Unlike `send`, a failure
 /// matters: without the exec listener nobody answers it and every exec inside would fail; without
 /// the network sockets nothing inside reaches the proxy.
 fn send_with_fds(
@@ -167,7 +167,7 @@ fn send_with_fds(
     use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(std::io::Error::other("too many descriptors for one message"));
@@ -240,18 +240,29 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
         ll::loopback_up().map_err(step("ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)"))?;
     }
 
-    // The proxy's and the DNS sink's sockets, bound inside this network namespace (after lo is
-    // up, while init still holds CAP_NET_BIND_SERVICE for port 53) and handed to the supervisor,
-    // which accepts and dials out from the host's namespace: no helper runs inside, and nothing
-    // outside the sandbox can reach these sockets. Init keeps no copy.
-    if plan.network.mode == NetworkMode::Proxy {
-        let socks = crate::netsock::bind_sandbox_sockets().map_err(|e| InitError::Step {
+    // The proxy's and the DNS sink's sockets, and the agent API gateway's, bound inside this
+    // network namespace (after lo is up, while init still holds CAP_NET_BIND_SERVICE for port 53)
+    // and handed to the supervisor, which accepts and dials out from the host's namespace: no
+    // helper runs inside, and nothing outside the sandbox can reach these sockets. Init keeps no
+    // copy.
+    let proxy = plan.network.mode == NetworkMode::Proxy;
+    let gateway = plan.network.gateway.is_some() && plan.network.mode != NetworkMode::Host;
+    if proxy || gateway {
+        let sock_err = |e: crate::netsock::SockError| InitError::Step {
             op: e.op,
             source: e.source,
-        })?;
+        };
+        let mut socks: Vec<OwnedFd> = Vec::new();
+        if proxy {
+            socks.extend(crate::netsock::bind_sandbox_sockets().map_err(sock_err)?);
+        }
+        if gateway {
+            socks.push(crate::netsock::bind_gateway_socket().map_err(sock_err)?);
+        }
         let fds: Vec<_> = socks.iter().map(AsFd::as_fd).collect();
-        send_with_fds(ctl, &InitMsg::NetSockets, &fds)
-            .map_err(step("sendmsg(control socket, SCM_RIGHTS proxy and DNS sockets)"))?;
+        send_with_fds(ctl, &InitMsg::NetSockets { proxy, gateway }, &fds).map_err(step(
+            "sendmsg(control socket, SCM_RIGHTS proxy, DNS and gateway sockets)",
+        ))?;
     }
 
     // rlimits before the command exists, so it inherits them and can only lower them.

@@ -138,6 +138,15 @@ pub trait Observer {
 /// The sandbox-side sockets of the network layer, bound by init on the sandbox's 127.0.0.1.
 #[derive(Debug)]
 pub struct NetSockets {
+    /// `network.mode = "proxy"`: the proxy's and the DNS sink's.
+    pub proxy: Option<ProxySockets>,
+    /// The agent API gateway's listening TCP socket (`GATEWAY_PORT`).
+    pub gateway: Option<OwnedFd>,
+}
+
+/// The proxy's sockets.
+#[derive(Debug)]
+pub struct ProxySockets {
     /// The proxy's listening TCP socket (`PROXY_PORT`).
     pub proxy: OwnedFd,
     /// The DNS sink's UDP socket (`DNS_PORT`).
@@ -308,7 +317,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         match m {
             Msg::Init(InitMsg::Layers { reports }) => layers.extend(reports),
             Msg::Init(InitMsg::Started { pid }) => outcome.pid = Some(pid),
-            Msg::Init(InitMsg::ExecListener | InitMsg::NetSockets) => {}
+            Msg::Init(InitMsg::ExecListener | InitMsg::NetSockets { .. }) => {}
             Msg::Init(InitMsg::Error { code, message }) => {
                 outcome.exit_code = code;
                 outcome.error = Some(message);
@@ -700,15 +709,22 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
                             exec_watch = Some(ExecWatch::new(fd));
                         }
                     }
-                    Msg::Init(InitMsg::NetSockets) if pending_fds.len() >= 3 => {
+                    Msg::Init(InitMsg::NetSockets { proxy, gateway }) => {
                         let mut take = || pending_fds.pop_front();
-                        if let (Some(proxy), Some(dns_udp), Some(dns_tcp)) = (take(), take(), take()) {
-                            ctx.observer.net_sockets(NetSockets {
-                                proxy,
-                                dns_udp,
-                                dns_tcp,
-                            });
-                        }
+                        let proxy = if *proxy {
+                            match (take(), take(), take()) {
+                                (Some(proxy), Some(dns_udp), Some(dns_tcp)) => Some(ProxySockets {
+                                    proxy,
+                                    dns_udp,
+                                    dns_tcp,
+                                }),
+                                _ => None,
+                            }
+                        } else {
+                            None
+                        };
+                        let gateway = if *gateway { take() } else { None };
+                        ctx.observer.net_sockets(NetSockets { proxy, gateway });
                     }
                     _ => {}
                 }

@@ -153,16 +153,7 @@ fn apply_one(
             if *create {
                 mkdir_p(&target)?;
             }
-            let opts = format!("mode={mode:o},size={size_mb}m");
-            let c = CString::new(opts.clone()).map_err(|e| err("tmpfs options")(io::Error::other(e)))?;
-            mount(
-                "tmpfs",
-                &target,
-                "tmpfs",
-                MountFlags::NOSUID | MountFlags::NODEV,
-                Some(c.as_c_str()),
-            )
-            .map_err(err_rx(format!("mount(\"tmpfs\" → {dst:?}, \"{opts}\")")))
+            mount_tmpfs(&target, dst, &format!("mode={mode:o},size={size_mb}m"))
         }
         MountOp::Bind {
             src,
@@ -272,12 +263,52 @@ fn apply_one(
             setattr_detached(&fd, attrs, dst)?;
             attach(&fd, &target, Path::new("(generated file)"), dst)
         }
+        MountOp::Generated { dst, files } => {
+            let target = at(staging, dst);
+            mkdir_p(&target)?;
+            // Sized to what it holds (plus room for the mount points binds put in it).
+            let bytes: usize = files.iter().map(|(_, c)| c.len()).sum();
+            mount_tmpfs(&target, dst, &format!("mode=0755,size={}k", bytes / 1024 + 64))?;
+            for (rel, contents) in files {
+                let rel = Path::new(rel);
+                if rel.is_absolute()
+                    || rel
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir))
+                {
+                    return Err(err(format!("generated file {rel:?} under {dst:?}"))(
+                        io::Error::from_raw_os_error(libc::EINVAL),
+                    ));
+                }
+                let path = target.join(rel);
+                if let Some(parent) = path.parent() {
+                    mkdir_p(parent)?;
+                }
+                std::fs::write(&path, contents).map_err(err(format!("write({path:?})")))?;
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o444))
+                    .map_err(err(format!("chmod({path:?}, 0444)")))?;
+            }
+            Ok(())
+        }
         MountOp::ReadOnly { dst } => {
             let target = at(staging, dst);
             ll::mount_setattr(CWD, &cstr(&target), 0, MOUNT_ATTR_RDONLY, 0)
                 .map_err(err(format!("mount_setattr({dst:?}, MOUNT_ATTR_RDONLY)")))
         }
     }
+}
+
+/// A `nosuid,nodev` tmpfs with `opts` at `target` (`dst` inside the sandbox, for the error).
+fn mount_tmpfs(target: &Path, dst: &Path, opts: &str) -> Result<(), MountError> {
+    let c = CString::new(opts).map_err(|e| err("tmpfs options")(io::Error::other(e)))?;
+    mount(
+        "tmpfs",
+        target,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(c.as_c_str()),
+    )
+    .map_err(err_rx(format!("mount(\"tmpfs\" → {dst:?}, \"{opts}\")")))
 }
 
 fn clone_tree(src: &Path) -> Result<OwnedFd, MountError> {

@@ -10,6 +10,8 @@ use std::os::fd::OwnedFd;
 /// Connections the kernel queues for the proxy before the supervisor accepts them (the proxy
 /// also caps how many it serves at once).
 const PROXY_BACKLOG: i32 = 1024;
+/// Queued connections for the API gateway (an agent opens a few at a time).
+const GATEWAY_BACKLOG: i32 = 128;
 /// Queued TCP connections for the DNS sink (DNS over TCP is rare).
 const DNS_BACKLOG: i32 = 64;
 
@@ -59,6 +61,17 @@ pub fn bind_sandbox_sockets() -> Result<[OwnedFd; 3], SockError> {
             Some(DNS_BACKLOG),
         )?,
     ])
+}
+
+/// Binds the agent API gateway's TCP listener on 127.0.0.1 of the calling process's network
+/// namespace ([`corral_core::agents::GATEWAY_PORT`]).
+pub fn bind_gateway_socket() -> Result<OwnedFd, SockError> {
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    make(
+        SocketType::STREAM,
+        SocketAddr::new(lo, corral_core::agents::GATEWAY_PORT),
+        Some(GATEWAY_BACKLOG),
+    )
 }
 
 /// Every address of this host's interfaces (getifaddrs(3)), as the supervisor's network

@@ -40,10 +40,16 @@ pub enum InitMsg {
     /// Sent with the exec listener attached (SCM_RIGHTS): from now on every execve inside waits
     /// for the supervisor to read it (see [`crate::execwatch`]).
     ExecListener,
-    /// Sent with three descriptors attached (SCM_RIGHTS), in this order: the proxy's listening TCP
-    /// socket, the DNS sink's UDP socket and its listening TCP socket, all bound on 127.0.0.1 of the
-    /// sandbox's network namespace (`network.mode = "proxy"`). Init keeps no copy.
-    NetSockets,
+    /// Sent with descriptors attached (SCM_RIGHTS), all bound on 127.0.0.1 of the sandbox's
+    /// network namespace, in this order: when `proxy` (`network.mode = "proxy"`), the proxy's
+    /// listening TCP socket, the DNS sink's UDP socket and its listening TCP socket; when
+    /// `gateway` (an agent's API gateway), its listening TCP socket. Init keeps no copy.
+    NetSockets {
+        /// The three proxy and DNS sockets come first.
+        proxy: bool,
+        /// The gateway's socket comes last.
+        gateway: bool,
+    },
     /// The command is running.
     Started {
         /// Its pid inside the sandbox.

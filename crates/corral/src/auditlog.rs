@@ -143,7 +143,7 @@ fn find(sessions: &Path, id: Option<&str>) -> anyhow::Result<PathBuf> {
 pub struct View {
     /// JSON lines as written.
     pub json: bool,
-    /// Only these kinds (`session`, `env`, `exec`, `fs`, `net`, `dns`, `limit`); empty: all.
+    /// Only these kinds (`session`, `env`, `exec`, `fs`, `net`, `api`, `dns`, `limit`); empty: all.
     pub kinds: Vec<String>,
     /// Keep printing until `session.end`.
     pub follow: bool,
@@ -300,6 +300,19 @@ fn summary(e: &Event) -> String {
             qtype,
             transport,
         } => format!("refused {qtype} {name} ({transport})"),
+        Event::ApiRequest {
+            method,
+            path,
+            status,
+            bytes_up,
+            bytes_down,
+            duration_ms,
+            error,
+        } => format!(
+            "{method} {path} → {} ↑{bytes_up} ↓{bytes_down} bytes, {duration_ms} ms{}",
+            status.map_or("no answer".to_string(), |s| s.to_string()),
+            error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        ),
         Event::NetSummary { line, unrecorded, .. } => {
             if *unrecorded > 0 {
                 format!("{line} ({unrecorded} record(s) not written one by one: too many at once)")

@@ -10,17 +10,32 @@ pub struct Cli {
     /// stay withheld unless a profile's env.allow_secrets names them).
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
+    /// Without a subcommand: `corral claude`.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a command (default: the profile's) inside the sandbox, for the current project.
     Run(RunArgs),
+    /// Claude Code with --dangerously-skip-permissions in the `claude` profile (arguments after
+    /// `--` go to claude). Also what plain `corral` runs.
+    Claude(RunArgs),
+    /// Inside a sandbox: one line of what is really enforced (for Claude Code's statusLine).
+    Statusline,
+    /// OpenAI Codex CLI in the `codex` profile (arguments after `--` go to codex).
+    Codex(RunArgs),
+    /// Gemini CLI in the `gemini` profile (arguments after `--` go to gemini).
+    Gemini(RunArgs),
+    /// aider in the `aider` profile (arguments after `--` go to aider).
+    Aider(RunArgs),
+    /// opencode in the `opencode` profile (arguments after `--` go to opencode).
+    Opencode(RunArgs),
     /// Say, layer by layer, what this machine can enforce, and why not where it cannot.
     Check(CheckArgs),
-    /// Clean up after sessions that were killed: placeholders in workspaces, session directories.
+    /// Clean up after sessions that were killed: placeholders in workspaces, session directories;
+    /// and the agent state of projects that no longer exist.
     Gc,
     /// Show a session's audit log (default: the most recent session).
     Logs(LogsArgs),
@@ -54,10 +69,16 @@ enum Command {
     /// As root, once: delegate a cgroup to a user (memory, pids, CPU limits) and allow user
     /// namespaces where Ubuntu's AppArmor restricts them; --undo reverts.
     Setup(crate::cmd_setup::SetupArgs),
+    /// Archive the agents' state kept outside projects (~/.local/share/corral: each project's
+    /// agent config, such as the sandbox's ~/.claude, and the per-user part they share).
+    Backup(crate::cmd_backup::BackupArgs),
+    /// Put back agent state from a `corral backup` archive; local state with newer files is not
+    /// replaced without --force.
+    Restore(crate::cmd_backup::RestoreArgs),
 }
 
 /// Flags of `corral run`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct RunArgs {
     /// A built-in profile name or a path to a profile file (TOML); layered over `default`.
     #[arg(long, value_name = "NAME|PATH")]
@@ -94,9 +115,13 @@ pub struct RunArgs {
     /// example.com:8443.
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_host: Vec<String>,
-    /// The command and its arguments (after `--`).
+    /// The command and its arguments (after `--`); for an agent subcommand, more arguments for
+    /// the agent.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+    /// Set for the agent subcommands: `command` holds arguments appended to the profile's command.
+    #[arg(skip)]
+    pub agent_args: bool,
 }
 
 /// Flags of `corral why`.
@@ -124,7 +149,7 @@ pub struct LogsArgs {
     #[arg(long, conflicts_with = "follow")]
     pub verify: bool,
     /// Only these kinds of event: the part of the name before the dot (`session`, `env`, `exec`, `fs`,
-    /// `net`, `dns`, `limit`), comma-separated.
+    /// `net`, `api`, `dns`, `limit`), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,
     /// Keep printing new records until the session ends.
@@ -144,9 +169,25 @@ pub struct CheckArgs {
 }
 
 /// Runs the chosen subcommand; returns the process exit code.
+/// An agent subcommand: its built-in profile (unless --profile names another), the rest as given.
+fn agent(name: &str, mut args: RunArgs, yes: bool) -> anyhow::Result<i32> {
+    args.profile.get_or_insert_with(|| name.to_string());
+    args.agent_args = true;
+    crate::run::run(&args, yes)
+}
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return agent("claude", RunArgs::default(), cli.yes);
+    };
+    match command {
         Command::Run(args) => crate::run::run(&args, cli.yes),
+        Command::Claude(args) => agent("claude", args, cli.yes),
+        Command::Codex(args) => agent("codex", args, cli.yes),
+        Command::Statusline => crate::cmd_statusline::statusline(),
+        Command::Gemini(args) => agent("gemini", args, cli.yes),
+        Command::Aider(args) => agent("aider", args, cli.yes),
+        Command::Opencode(args) => agent("opencode", args, cli.yes),
         Command::Check(args) => crate::run::check(&args),
         Command::Gc => crate::run::gc(),
         Command::Why(args) => crate::run::why(&args),
@@ -170,5 +211,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Profile { cmd } => crate::cmd_profile::profile(&cmd),
         Command::Init(args) => crate::cmd_profile::init(&args),
         Command::Setup(args) => crate::cmd_setup::setup(&args),
+        Command::Backup(args) => crate::cmd_backup::backup(&args),
+        Command::Restore(args) => crate::cmd_backup::restore(&args),
     }
 }

@@ -271,11 +271,19 @@ const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "sandbox.agent",
-        about: "the agent this profile is for, for reports",
+        about: "the agent this profile is for: its per-project state, read-only policy files, API gateway",
         value: |p| Val::of(&p.agent),
         example: "\"claude\"",
         resolved: true,
         project: true,
+    },
+    KeyDoc {
+        key: "sandbox.api_upstream",
+        about: "where the agent's API gateway sends requests with the real credential (default: the agent's API)",
+        value: |p| Val::of(&p.api_upstream),
+        example: "\"https://api.anthropic.com\"",
+        resolved: true,
+        project: false,
     },
     KeyDoc {
         key: "filesystem.read_only",
@@ -985,7 +993,8 @@ expose_secrets = ["~/.ssh"]
             "# pids = 1024   # most processes inside (cgroup pids.max; RLIMIT_NPROC per user namespace)",
             "# cgroupns = \"best_effort\"   # cgroup namespace: the cgroup tree is rooted at the sandbox",
             "#   { path = \"~/.cargo\", optional = true },",
-            "# agent = \"claude\"   # the agent this profile is for, for reports",
+            "# agent = \"claude\"   # the agent this profile is for: its per-project state, read-only policy files, API gateway",
+            "# api_upstream: not settable by a project file (use the user config or --profile)",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
@@ -1015,6 +1024,7 @@ sandbox.workspace = "git-root"   # not set by any layer: corral's fallback
 sandbox.allow_home_workspace = false   # not set by any layer: corral's fallback
 sandbox.audit_exec = true   # not set by any layer: corral's fallback
 sandbox.agent = <unset>   # not set by any layer: corral's fallback
+sandbox.api_upstream = <unset>   # not set by any layer: corral's fallback
 filesystem.read_only = ["/opt", { path = "~/.x", optional = true }]   # from p.toml (project)
 filesystem.read_write = []   # not set by any layer: corral's fallback
 filesystem.deny = []   # not set by any layer: corral's fallback
@@ -1106,8 +1116,13 @@ capabilities.exec = []   # not set by any layer: corral's fallback
         assert_eq!(
             list_text(home),
             format!(
-                "default  corral's built-in `default` profile: any command, no network, only the project writable.\n\
-             user config: {} (absent)\n",
+                "default   corral's built-in `default` profile: any command, no network, only the project writable.\n\
+                 claude    corral's built-in `claude` profile: Claude Code with full autonomy inside the sandbox.\n\
+                 codex     corral's built-in `codex` profile: OpenAI Codex CLI with full autonomy inside the sandbox.\n\
+                 gemini    corral's built-in `gemini` profile: Gemini CLI with full autonomy inside the sandbox.\n\
+                 aider     corral's built-in `aider` profile: aider with full autonomy inside the sandbox.\n\
+                 opencode  corral's built-in `opencode` profile: opencode with full autonomy inside the sandbox.\n\
+                 user config: {} (absent)\n",
                 user_config(home).display()
             )
         );

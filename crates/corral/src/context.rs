@@ -101,6 +101,7 @@ pub fn invocation(command: Vec<String>, shell: bool, env_flags: Vec<String>) -> 
         env_files: Vec::new(),
         extra_env,
         env_flags,
+        agent: None,
     })
 }
 

@@ -1,11 +1,15 @@
 //! corral: run AI coding agents with full autonomy inside a layered, unprivileged Linux sandbox.
 #![forbid(unsafe_code)]
 
+mod agent;
+mod agentstate;
 mod auditlog;
 mod cli;
+mod cmd_backup;
 mod cmd_profile;
 mod cmd_ps;
 mod cmd_setup;
+mod cmd_statusline;
 mod cmd_trust;
 mod context;
 mod net;

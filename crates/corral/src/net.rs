@@ -11,10 +11,11 @@ use corral_net::record::{NetEvent, Summary};
 /// Bytes in a MiB.
 const MIB: u64 = 1024 * 1024;
 
-/// The proxy's configuration for a plan in `network.mode = "proxy"` (None otherwise). A bad
-/// `network.allow` / `deny` / `allow_cidrs` entry is an error naming it.
+/// The network runtime's configuration for a plan in `network.mode = "proxy"` or with an agent
+/// API gateway (None otherwise). A bad `network.allow` / `deny` / `allow_cidrs` entry is an error
+/// naming it.
 pub fn proxy_config(plan: &Plan) -> anyhow::Result<Option<Config>> {
-    if plan.network.mode != NetworkMode::Proxy {
+    if plan.network.mode != NetworkMode::Proxy && plan.network.gateway.is_none() {
         return Ok(None);
     }
     let n = &plan.network;
@@ -80,6 +81,15 @@ pub fn event(ev: NetEvent) -> Event {
             bytes_down: r.down,
             duration_ms: r.duration_ms,
         },
+        NetEvent::Api(r) => Event::ApiRequest {
+            method: r.method,
+            path: r.path,
+            status: r.status,
+            bytes_up: r.bytes_up,
+            bytes_down: r.bytes_down,
+            duration_ms: r.duration_ms,
+            error: r.error,
+        },
         NetEvent::Dns {
             name,
             qtype,
@@ -105,11 +115,55 @@ pub fn summary_event(s: &Summary) -> Event {
     }
 }
 
-/// The sockets init handed over, as the standard types the proxy takes.
-pub fn listeners(sockets: corral_sys::launch::NetSockets) -> corral_net::proxy::Listeners {
+/// The sockets init handed over, as the standard types the proxy takes, with the gateway's
+/// configuration (the real credential, read from corral's own environment now: it is never in
+/// the plan, never in the sandbox).
+pub fn listeners(
+    sockets: corral_sys::launch::NetSockets,
+    gateway: Option<std::sync::Arc<corral_net::gateway::GatewayConfig>>,
+) -> corral_net::proxy::Listeners {
     corral_net::proxy::Listeners {
-        proxy: std::net::TcpListener::from(sockets.proxy),
-        dns_udp: std::net::UdpSocket::from(sockets.dns_udp),
-        dns_tcp: std::net::TcpListener::from(sockets.dns_tcp),
+        proxy: sockets.proxy.map(|p| corral_net::proxy::ProxyListeners {
+            proxy: std::net::TcpListener::from(p.proxy),
+            dns_udp: std::net::UdpSocket::from(p.dns_udp),
+            dns_tcp: std::net::TcpListener::from(p.dns_tcp),
+        }),
+        gateway: sockets
+            .gateway
+            .zip(gateway)
+            .map(|(fd, cfg)| (std::net::TcpListener::from(fd), cfg)),
     }
+}
+
+/// The gateway's configuration for the plan's gateway: the upstream, and the real credential
+/// from this process's environment (the variable the plan names). An error names what is missing
+/// or malformed.
+pub fn gateway_config(plan: &Plan) -> anyhow::Result<Option<corral_net::gateway::GatewayConfig>> {
+    use corral_core::agents::KeyHeader;
+    use corral_net::gateway::{Credential, GatewayConfig, Upstream};
+    let Some(g) = &plan.network.gateway else {
+        return Ok(None);
+    };
+    let secret = std::env::var(&g.source_env)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .with_context(|| {
+            format!(
+                "the agent's credential: {} is not set in corral's environment",
+                g.source_env
+            )
+        })?;
+    let secret = secret.trim().to_string();
+    let credential = match g.key_header {
+        KeyHeader::XApiKey => Credential::ApiKey(secret),
+        KeyHeader::Bearer => Credential::Bearer(secret),
+        KeyHeader::XGoogApiKey => Credential::GoogApiKey(secret),
+    };
+    let upstream = Upstream::parse(&g.upstream).context("sandbox.api_upstream")?;
+    Ok(Some(GatewayConfig {
+        upstream,
+        credential,
+        extra_roots: Vec::new(),
+        max_body: 32 * 1024 * 1024,
+    }))
 }

@@ -46,6 +46,7 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         eprintln!("corral: not launched; nothing was changed");
         return Ok(EXIT_NOT_CONFIRMED);
     }
+    crate::agent::ensure_state(&profile, &inv, &workspace)?;
     launch_session(args, plan, &inv, &workspace)
 }
 
@@ -82,6 +83,13 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     let probe = plan::probe_paths(&profile, &inv, &workspace);
     let secret_patterns = plan::secret_paths(&inv.home, inv.uid);
     let facts = corral_sys::facts::gather(&probe, &secret_patterns, &workspace, &deny)?;
+    // An agent's command with the arguments given after `--` (`corral claude -- -p "hi"`).
+    if args.agent_args {
+        if let Some(extra) = inv.command.take() {
+            inv.command = Some([profile.command.clone(), extra].concat());
+        }
+    }
+    inv.agent = crate::agent::input(&profile, &inv, &workspace)?;
     let plan = plan::build(&profile, &inv, &workspace, &facts)?;
     // The network policy must parse before anything happens (also for --dry-run).
     crate::net::proxy_config(&plan)?;
@@ -140,6 +148,7 @@ fn launch_session(
                 throttle: corral_core::audit::ExecThrottle::default(),
                 clock: std::time::Instant::now(),
                 proxy_config: crate::net::proxy_config(&plan)?,
+                gateway: crate::net::gateway_config(&plan)?.map(std::sync::Arc::new),
                 proxy: None,
             };
             let launched = corral_sys::launch::launch(&plan, &mut reporter).map_err(anyhow::Error::from);
@@ -372,6 +381,9 @@ struct Reporter<'a> {
     clock: std::time::Instant,
     /// `network.mode = "proxy"`: the proxy's configuration, until init hands over its sockets.
     proxy_config: Option<corral_net::proxy::Config>,
+    /// The agent API gateway's configuration (with the real credential), until init hands over
+    /// its socket.
+    gateway: Option<std::sync::Arc<corral_net::gateway::GatewayConfig>>,
     /// The running proxy.
     proxy: Option<corral_net::proxy::Proxy>,
 }
@@ -437,7 +449,8 @@ impl corral_sys::launch::Observer for Reporter<'_> {
         };
         let log = self.log.clone();
         let sink: corral_net::proxy::Sink = Box::new(move |ev| log.write(crate::net::event(ev)));
-        match corral_net::proxy::Proxy::start(cfg, crate::net::listeners(sockets), sink) {
+        let listeners = crate::net::listeners(sockets, self.gateway.take());
+        match corral_net::proxy::Proxy::start(cfg, listeners, sink) {
             Ok(p) => self.proxy = Some(p),
             Err(e) => self.note(&format!(
                 "warning: {e}; the sandbox has no network (nothing answers its proxy)"
@@ -502,6 +515,7 @@ pub fn why(args: &crate::cli::WhyArgs) -> anyhow::Result<i32> {
                 timeout: None,
                 network: None,
                 allow_host: Vec::new(),
+                agent_args: false,
                 command: Vec::new(),
             };
             let p = prepare(&run_args)?;
@@ -575,7 +589,10 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
 /// `corral gc`.
 pub fn gc() -> anyhow::Result<i32> {
     let root = sessions_root()?;
-    let done = session::gc(&root);
+    let mut done = session::gc(&root);
+    if let Some(home) = std::env::var_os("HOME").filter(|h| Path::new(h).is_absolute()) {
+        done.extend(crate::agentstate::gc(Path::new(&home)));
+    }
     if done.is_empty() {
         println!("nothing to clean up");
     }
