@@ -280,10 +280,28 @@ pub struct AgentInput {
     pub git_identity: Option<(String, String)>,
     /// Which credential the host has.
     pub credential: CredentialKind,
+    /// Where the supervisor reads it (None: inside-client).
+    pub credential_source: Option<CredentialSource>,
     /// corral's own executable (bound inside for `corral statusline`).
     pub corral_exe: Option<PathBuf>,
     /// The API upstream (the spec's, or the user's `agent.api_upstream`).
     pub upstream: String,
+}
+
+/// Where the real credential is on the host (a name or a path, never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum CredentialSource {
+    /// A variable of corral's own environment.
+    Env {
+        /// Its name.
+        name: String,
+    },
+    /// A file only its owner can read (`sandbox.api_key_file`, or `corral login`'s store).
+    File {
+        /// Its path.
+        path: PathBuf,
+    },
 }
 
 /// The gateway part of the plan (no credential in it: the plan reaches the sandbox).
@@ -295,8 +313,8 @@ pub struct GatewayPlan {
     pub key_header: KeyHeader,
     /// Which credential.
     pub credential: CredentialKind,
-    /// The host variable it is read from (supervisor side).
-    pub source_env: String,
+    /// Where the supervisor reads it.
+    pub source: CredentialSource,
 }
 
 /// What planning for an agent adds.
@@ -445,12 +463,13 @@ pub fn plan_agent(
         add.env.push(("IS_SANDBOX".into(), "1".into()));
     }
 
-    match (spec.api, input.credential) {
-        (Some(api), CredentialKind::ApiKey | CredentialKind::OauthToken) => {
+    match (spec.api, input.credential, &input.credential_source) {
+        (Some(api), CredentialKind::ApiKey | CredentialKind::OauthToken, Some(source)) => {
             let oauth = input.credential == CredentialKind::OauthToken;
-            let (dummy_var, header, source) = match (oauth, api.oauth_env) {
-                (true, Some(var)) => (var, KeyHeader::Bearer, var),
-                _ => (api.dummy_env, api.key_header, api.key_env),
+            let (dummy_var, header) = match (oauth, api.oauth_env) {
+                (true, Some(var)) => (var, KeyHeader::Bearer),
+                (true, None) => (api.dummy_env, KeyHeader::Bearer),
+                (false, _) => (api.dummy_env, api.key_header),
             };
             add.env.push((
                 api.base_url_env.to_string(),
@@ -462,10 +481,10 @@ pub fn plan_agent(
                 upstream: input.upstream.clone(),
                 key_header: header,
                 credential: input.credential,
-                source_env: source.to_string(),
+                source: source.clone(),
             });
         }
-        (_, _) => {
+        _ => {
             add.allow_hosts = spec.sign_in_hosts.iter().map(|h| h.to_string()).collect();
             add.warnings.push(format!(
                 "no API key or token for {} on the host ({}): the agent signs in inside the sandbox and holds its credential itself, in {}/ (readable by everything in the sandbox; kept in this project's state only). Set the key on the host, or run `corral login {}`, to keep it outside.",

@@ -73,6 +73,9 @@ pub struct SandboxCfg {
     /// Where the agent's API gateway sends requests (default: the agent's real API, e.g.
     /// `https://api.anthropic.com`). The real credential goes there.
     pub api_upstream: Option<String>,
+    /// A file holding the agent's API key (or OAuth token), used when corral's environment has
+    /// none; it must be readable by its owner only.
+    pub api_key_file: Option<String>,
 }
 
 /// A path entry in `read_only` / `read_write`: a plain string, or a table with options.
@@ -193,6 +196,8 @@ pub struct Profile {
     pub agent: Option<String>,
     /// Where the agent's API gateway sends requests (None: the agent's real API).
     pub api_upstream: Option<String>,
+    /// A file holding the agent's API credential.
+    pub api_key_file: Option<String>,
     /// Hosts the egress proxy may reach.
     pub network_allow: Vec<String>,
     /// Hosts it may never reach.
@@ -502,6 +507,7 @@ pub fn resolve(name: &str, layers: &[ProfileLayer]) -> Result<Profile, ProfileEr
         name: name.to_string(),
         agent: pick!(sandbox.agent),
         api_upstream: pick!(sandbox.api_upstream),
+        api_key_file: pick!(sandbox.api_key_file),
         command: pick!(sandbox.command).ok_or_else(|| missing("sandbox.command"))?,
         workspace: pick!(sandbox.workspace).unwrap_or_else(|| "git-root".to_string()),
         allow_home_workspace: pick!(sandbox.allow_home_workspace).unwrap_or(false),

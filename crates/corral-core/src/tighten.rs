@@ -83,6 +83,12 @@ pub fn widenings(before: &Profile, after: &Profile) -> Vec<Widening> {
             format!("changes {:?} to {:?}", before.agent, after.agent),
         );
     }
+    if before.api_key_file != after.api_key_file {
+        push(
+            "sandbox.api_key_file",
+            format!("changes {:?} to {:?}", before.api_key_file, after.api_key_file),
+        );
+    }
     if before.api_upstream != after.api_upstream {
         // The real API credential goes wherever this points.
         push(

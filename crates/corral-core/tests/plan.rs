@@ -131,6 +131,9 @@ fn agent_input(spec: &corral_core::agents::AgentSpec) -> corral_core::agents::Ag
         user_instructions: "Prefer small commits.\n".into(),
         git_identity: Some(("Alice Example".into(), "alice@example.com".into())),
         credential: corral_core::agents::CredentialKind::ApiKey,
+        credential_source: spec.api.map(|a| corral_core::agents::CredentialSource::Env {
+            name: a.key_env.to_string(),
+        }),
         corral_exe: Some("/usr/local/bin/corral".into()),
         upstream: spec.api.map(|a| a.upstream.to_string()).unwrap_or_default(),
     }

@@ -4,7 +4,7 @@
 
 use crate::agentstate;
 use anyhow::Context;
-use corral_core::agents::{self, AgentInput, AgentSpec, CredentialKind};
+use corral_core::agents::{self, AgentInput, AgentSpec, CredentialKind, CredentialSource};
 use corral_core::plan::Invocation;
 use corral_core::profile::Profile;
 use std::path::{Path, PathBuf};
@@ -29,12 +29,14 @@ pub fn input(profile: &Profile, inv: &Invocation, workspace: &Path) -> anyhow::R
         (None, Some(api)) => api.upstream.to_string(),
         (None, None) => String::new(),
     };
+    let (credential, credential_source) = credential(spec, profile, inv)?;
     Ok(Some(AgentInput {
         project_dir,
         shared_dir,
         user_instructions,
         git_identity: git_identity(&inv.home),
-        credential: credential_kind(spec, &inv.host_env),
+        credential,
+        credential_source,
         corral_exe: std::env::current_exe()
             .ok()
             .and_then(|p| std::fs::canonicalize(p).ok()),
@@ -42,15 +44,86 @@ pub fn input(profile: &Profile, inv: &Invocation, workspace: &Path) -> anyhow::R
     }))
 }
 
-/// Which credential the host has for the agent's API: the key, else a long-lived OAuth token, in
-/// corral's own environment. Never copied anywhere but into the gateway.
-fn credential_kind(spec: &AgentSpec, env: &std::collections::BTreeMap<String, String>) -> CredentialKind {
-    let set = |name: &str| env.get(name).is_some_and(|v| !v.trim().is_empty());
-    match spec.api {
-        Some(api) if set(api.key_env) => CredentialKind::ApiKey,
-        Some(api) if api.oauth_env.is_some_and(set) => CredentialKind::OauthToken,
-        _ => CredentialKind::InsideClient,
+/// Which credential the host has for the agent's API, and where: the key in corral's own
+/// environment, else a long-lived OAuth token there, else `sandbox.api_key_file`, else what
+/// `corral login` stored. Only the name or path goes into the plan; the secret is read by the
+/// supervisor for the gateway and goes nowhere else.
+fn credential(
+    spec: &AgentSpec,
+    profile: &Profile,
+    inv: &Invocation,
+) -> anyhow::Result<(CredentialKind, Option<CredentialSource>)> {
+    let Some(api) = spec.api else {
+        return Ok((CredentialKind::InsideClient, None));
+    };
+    let set = |name: &str| inv.host_env.get(name).is_some_and(|v| !v.trim().is_empty());
+    let env = |name: &str| {
+        Some(CredentialSource::Env {
+            name: name.to_string(),
+        })
+    };
+    if set(api.key_env) {
+        return Ok((CredentialKind::ApiKey, env(api.key_env)));
     }
+    if let Some(var) = api.oauth_env.filter(|v| set(v)) {
+        return Ok((CredentialKind::OauthToken, env(var)));
+    }
+    let file = match &profile.api_key_file {
+        Some(f) => Some(corral_core::plan::expand(
+            "sandbox.api_key_file",
+            f,
+            &inv.home,
+            None,
+        )?),
+        None => {
+            let stored = login_store(&inv.home, spec.name);
+            stored.exists().then_some(stored)
+        }
+    };
+    let Some(path) = file else {
+        return Ok((CredentialKind::InsideClient, None));
+    };
+    let secret = read_secret_file(&path)?;
+    // Claude's long-lived OAuth tokens are recognisable; they go as a bearer token.
+    let kind = if secret.starts_with("sk-ant-oat") {
+        CredentialKind::OauthToken
+    } else {
+        CredentialKind::ApiKey
+    };
+    Ok((kind, Some(CredentialSource::File { path })))
+}
+
+/// Where `corral login AGENT` keeps the credential: `~/.local/share/corral/credentials/AGENT`.
+pub fn login_store(home: &Path, agent: &str) -> PathBuf {
+    agentstate::data_dir(home).join("credentials").join(agent)
+}
+
+/// The secret in a credential file: refused unless it is a regular file only its owner can
+/// read (another user could otherwise read what corral keeps out of the sandbox).
+pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta =
+        std::fs::symlink_metadata(path).with_context(|| format!("the API key file {}", path.display()))?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "the API key file {}: not a regular file",
+        path.display()
+    );
+    anyhow::ensure!(
+        meta.mode() & 0o077 == 0,
+        "the API key file {}: readable by others (mode {:o}); hint: chmod 600 {}",
+        path.display(),
+        meta.mode() & 0o777,
+        path.display()
+    );
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let secret = text.trim().to_string();
+    anyhow::ensure!(
+        !secret.is_empty() && secret.bytes().all(|b| b.is_ascii_graphic()),
+        "the API key file {}: empty, or not one line of visible ASCII",
+        path.display()
+    );
+    Ok(secret)
 }
 
 /// `git config --global user.name` / `user.email` on the host (None if unset, or if either holds
@@ -140,4 +213,74 @@ fn seed_claude_state(config: &Path, workspace: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", tmp.display()))?;
     }
     std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// `corral login AGENT`: keeps the agent's API key (or Claude's long-lived OAuth token, from
+/// `claude setup-token`) in corral's credential store, owner-only, for the gateway. Read from the
+/// terminal without echo, or one line of stdin.
+pub fn login(agent: &str, home: &Path) -> anyhow::Result<i32> {
+    use std::io::{BufRead, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let spec = agents::spec(agent).with_context(|| {
+        format!(
+            "no agent named {agent:?} (agents: {})",
+            agents::AGENTS
+                .iter()
+                .map(|a| a.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    anyhow::ensure!(
+        spec.api.is_some(),
+        "{agent}: corral keeps no API credential for it"
+    );
+    let stdin = rustix::stdio::stdin();
+    let tty = rustix::termios::isatty(stdin);
+    let saved = if tty {
+        rustix::termios::tcgetattr(stdin).ok()
+    } else {
+        None
+    };
+    if let Some(t) = &saved {
+        eprint!("corral: paste the API key (or OAuth token) for {agent}; it is not shown: ");
+        let _ = std::io::stderr().flush();
+        let mut quiet = t.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &quiet);
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if let Some(t) = &saved {
+        let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, t);
+        eprintln!();
+    }
+    read.context("reading the credential")?;
+    let secret = line.trim();
+    anyhow::ensure!(
+        !secret.is_empty() && secret.bytes().all(|b| b.is_ascii_graphic()),
+        "the credential must be one line of visible ASCII; nothing was stored"
+    );
+    let path = login_store(home, agent);
+    let dir = path
+        .parent()
+        .context("the credential store has no parent directory")?;
+    agentstate::create_dir_all_private(dir)?;
+    let tmp = dir.join(format!(".{agent}.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(format!("{secret}\n").as_bytes())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, &path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    eprintln!(
+        "corral: stored in {} (mode 600). The gateway uses it when corral's environment has no key; it never enters the sandbox. Remove the file to forget it.",
+        path.display()
+    );
+    Ok(0)
 }

@@ -24,6 +24,11 @@ enum Command {
     Claude(RunArgs),
     /// Inside a sandbox: one line of what is really enforced (for Claude Code's statusLine).
     Statusline,
+    /// Keep an agent's API key (or Claude's OAuth token) for the gateway, outside every sandbox.
+    Login {
+        /// The agent (claude, codex, gemini, aider, opencode).
+        agent: String,
+    },
     /// OpenAI Codex CLI in the `codex` profile (arguments after `--` go to codex).
     Codex(RunArgs),
     /// Gemini CLI in the `gemini` profile (arguments after `--` go to gemini).
@@ -185,6 +190,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Claude(args) => agent("claude", args, cli.yes),
         Command::Codex(args) => agent("codex", args, cli.yes),
         Command::Statusline => crate::cmd_statusline::statusline(),
+        Command::Login { agent } => {
+            let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
+            crate::agent::login(&agent, &home)
+        }
         Command::Gemini(args) => agent("gemini", args, cli.yes),
         Command::Aider(args) => agent("aider", args, cli.yes),
         Command::Opencode(args) => agent("opencode", args, cli.yes),

@@ -278,6 +278,14 @@ const KEYS: &[KeyDoc] = &[
         project: true,
     },
     KeyDoc {
+        key: "sandbox.api_key_file",
+        about: "a file (owner-only) holding the agent's API key, when corral's environment has none",
+        value: |p| Val::of(&p.api_key_file),
+        example: "\"~/.config/corral/anthropic.key\"",
+        resolved: true,
+        project: false,
+    },
+    KeyDoc {
         key: "sandbox.api_upstream",
         about: "where the agent's API gateway sends requests with the real credential (default: the agent's API)",
         value: |p| Val::of(&p.api_upstream),
@@ -994,6 +1002,7 @@ expose_secrets = ["~/.ssh"]
             "# cgroupns = \"best_effort\"   # cgroup namespace: the cgroup tree is rooted at the sandbox",
             "#   { path = \"~/.cargo\", optional = true },",
             "# agent = \"claude\"   # the agent this profile is for: its per-project state, read-only policy files, API gateway",
+            "# api_key_file: not settable by a project file (use the user config or --profile)",
             "# api_upstream: not settable by a project file (use the user config or --profile)",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
@@ -1024,6 +1033,7 @@ sandbox.workspace = "git-root"   # not set by any layer: corral's fallback
 sandbox.allow_home_workspace = false   # not set by any layer: corral's fallback
 sandbox.audit_exec = true   # not set by any layer: corral's fallback
 sandbox.agent = <unset>   # not set by any layer: corral's fallback
+sandbox.api_key_file = <unset>   # not set by any layer: corral's fallback
 sandbox.api_upstream = <unset>   # not set by any layer: corral's fallback
 filesystem.read_only = ["/opt", { path = "~/.x", optional = true }]   # from p.toml (project)
 filesystem.read_write = []   # not set by any layer: corral's fallback

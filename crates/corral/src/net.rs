@@ -136,7 +136,7 @@ pub fn listeners(
 }
 
 /// The gateway's configuration for the plan's gateway: the upstream, and the real credential
-/// from this process's environment (the variable the plan names). An error names what is missing
+/// from where the plan says (this process's environment, or an owner-only file). An error names what is missing
 /// or malformed.
 pub fn gateway_config(plan: &Plan) -> anyhow::Result<Option<corral_net::gateway::GatewayConfig>> {
     use corral_core::agents::KeyHeader;
@@ -144,16 +144,14 @@ pub fn gateway_config(plan: &Plan) -> anyhow::Result<Option<corral_net::gateway:
     let Some(g) = &plan.network.gateway else {
         return Ok(None);
     };
-    let secret = std::env::var(&g.source_env)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .with_context(|| {
-            format!(
-                "the agent's credential: {} is not set in corral's environment",
-                g.source_env
-            )
-        })?;
-    let secret = secret.trim().to_string();
+    let secret = match &g.source {
+        corral_core::agents::CredentialSource::Env { name } => std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("the agent's credential: {name} is not set in corral's environment"))?,
+        corral_core::agents::CredentialSource::File { path } => crate::agent::read_secret_file(path)?,
+    };
     let credential = match g.key_header {
         KeyHeader::XApiKey => Credential::ApiKey(secret),
         KeyHeader::Bearer => Credential::Bearer(secret),

@@ -359,3 +359,91 @@ fn claude_tui_comes_up_inside_with_the_status_line() {
     assert!(replied, "no reply shown:\n{last}");
     assert!(!last.contains(REAL_KEY));
 }
+
+#[test]
+fn a_key_from_corral_login_is_used_by_the_gateway_and_stays_outside() {
+    let Some(claude) = claude_dir() else {
+        return skip("Claude Code is not installed (.ci/run installs @anthropic-ai/claude-code into /opt/claude-cache)");
+    };
+    if !userns_available() {
+        return skip("cannot start a sandbox here");
+    }
+    let script = serde_json::json!([
+        {"tool_use": {"name": "Bash", "input": {"command": "env > env.txt"}}},
+        {"text": "done"}
+    ]);
+    let (fx, api) = fixture(&script, &claude);
+    fx.chown();
+    // Stored from stdin (no terminal), then used with no key in the environment.
+    let mut login = fx
+        .corral()
+        .args(["login", "claude"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{REAL_KEY}\n").as_bytes())
+        .unwrap();
+    let o = login.wait_with_output().unwrap();
+    assert_code(&o, 0);
+    let store = fx.home.join(".local/share/corral/credentials/claude");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let o = fx
+        .corral()
+        .args(["claude", "--yes", "--", "-p", "go", "--output-format", "json"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let requests = api.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        let headers = r["headers"].as_object().unwrap();
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("x-api-key") && v == REAL_KEY),
+            "{headers:?}"
+        );
+    }
+    let env = std::fs::read_to_string(fx.ws.join("env.txt")).unwrap();
+    assert!(!env.contains(REAL_KEY), "{env}");
+    // The store is outside the sandbox: the agent's home has no such file.
+    assert_eq!(files_containing(&fx.ws, REAL_KEY), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_key_file_readable_by_others_is_refused_before_launch() {
+    if !userns_available() {
+        return skip("cannot start a sandbox here");
+    }
+    let fx = Fixture::new();
+    let key = fx.home_file(".config/corral/anthropic.key", &format!("{REAL_KEY}\n"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    fx.home_file(
+        ".config/corral/config.toml",
+        "[sandbox]\napi_key_file = \"~/.config/corral/anthropic.key\"\n",
+    );
+    fx.chown();
+    let o = fx
+        .corral()
+        .args(["run", "--profile", "claude", "--yes", "--", "touch", "ran"])
+        .output()
+        .unwrap();
+    assert_code(&o, 125);
+    assert!(
+        stderr(&o).contains("readable by others (mode 644); hint: chmod 600"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!fx.ws.join("ran").exists());
+}
