@@ -199,20 +199,30 @@ fn seed_claude_state(config: &Path, workspace: &Path) -> anyhow::Result<()> {
             entry.insert("hasTrustDialogAccepted".into(), true.into());
         }
     }
-    let tmp = config.join(format!(".claude.json.corral-{}", std::process::id()));
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(state.to_string().as_bytes())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    write_private(&path, state.to_string().as_bytes())
+}
+
+/// Writes `bytes` to `path` (mode 600): beside it first, then renamed over, so a reader never sees
+/// half a file and a crash leaves the old one.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().context("a file without a directory")?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.corral-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 /// `corral login AGENT`: keeps the agent's API key (or Claude's long-lived OAuth token, from
@@ -220,7 +230,6 @@ fn seed_claude_state(config: &Path, workspace: &Path) -> anyhow::Result<()> {
 /// terminal without echo, or one line of stdin.
 pub fn login(agent: &str, home: &Path) -> anyhow::Result<i32> {
     use std::io::{BufRead, Write};
-    use std::os::unix::fs::OpenOptionsExt;
     let spec = agents::spec(agent).with_context(|| {
         format!(
             "no agent named {agent:?} (agents: {})",
@@ -266,18 +275,7 @@ pub fn login(agent: &str, home: &Path) -> anyhow::Result<i32> {
         .parent()
         .context("the credential store has no parent directory")?;
     agentstate::create_dir_all_private(dir)?;
-    let tmp = dir.join(format!(".{agent}.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(format!("{secret}\n").as_bytes())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, &path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    write_private(&path, format!("{secret}\n").as_bytes())?;
     eprintln!(
         "corral: stored in {} (mode 600). The gateway uses it when corral's environment has no key; it never enters the sandbox. Remove the file to forget it.",
         path.display()
