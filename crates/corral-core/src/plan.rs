@@ -1085,7 +1085,8 @@ fn add_agent(plan: &mut Plan, profile: &Profile, inv: &Invocation) {
     let Some(spec) = crate::agents::spec(name) else {
         return;
     };
-    let sandbox_md = crate::sandbox_md::render(plan, spec);
+    let outside = input.credential != crate::agents::CredentialKind::InsideClient;
+    let sandbox_md = crate::sandbox_md::render(plan, spec, outside);
     let add = crate::agents::plan_agent(spec, input, &inv.home, &plan.workspace, inv.uid, sandbox_md);
     // Before the root goes read-only (the last step).
     let at = plan

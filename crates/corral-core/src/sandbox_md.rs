@@ -8,7 +8,9 @@ use crate::profile::NetworkMode;
 use std::fmt::Write;
 
 /// The text of SANDBOX.md for `plan` (before the agent's own mounts are added).
-pub fn render(plan: &Plan, spec: &AgentSpec) -> String {
+/// `credential_outside`: the gateway holds the agent's API credential (else the agent signed in
+/// inside and holds it itself).
+pub fn render(plan: &Plan, spec: &AgentSpec, credential_outside: bool) -> String {
     let mut s = String::new();
     let home = plan
         .env
@@ -105,10 +107,16 @@ pub fn render(plan: &Plan, spec: &AgentSpec) -> String {
             );
         }
     }
-    if plan.network.gateway.is_some() || spec.api.is_some() {
+    if credential_outside {
         let _ = writeln!(
             s,
             "- Your API credential is not in this sandbox: requests to your API go through corral's gateway, which adds it. Do not look for keys."
+        );
+    } else if spec.api.is_some() {
+        let _ = writeln!(
+            s,
+            "- Your API credential is held inside this sandbox (in `{home}/{}`), because the user has not given it to corral: every program here could read it. Do not copy it anywhere.",
+            spec.config_dir
         );
     }
     let _ = writeln!(s);

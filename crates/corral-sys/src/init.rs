@@ -27,6 +27,10 @@ use std::path::{Path, PathBuf};
 /// The descriptor of the control socket to the supervisor, placed there by the cloned child.
 pub const CTL_FD: RawFd = 3;
 
+/// The variable init sets in the command's environment to the Landlock level it achieved
+/// (`full abi7`, `partial abi3`, `none`).
+pub const LANDLOCK_ENV: &str = "CORRAL_LANDLOCK";
+
 /// `si_code` of a signal the kernel generated itself (e.g. the terminal's Ctrl-C).
 const SI_KERNEL: i32 = 0x80;
 
@@ -208,7 +212,7 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
 
     // The plan: one JSON line. EOF means the supervisor is gone. The supervisor sends it only
     // after it moved this process into the session cgroup.
-    let plan = read_plan(ctl)?;
+    let mut plan = read_plan(ctl)?;
 
     // The cgroup namespace now, not at clone: only after joining the session cgroup is the
     // namespace rooted there, so the sandbox sees `/` as its cgroup and nothing of the host tree.
@@ -349,6 +353,17 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
         drop(listener);
     }
 
+    // What Landlock really achieved, for programs inside that report it (`corral statusline`):
+    // known only now, after enforcement, and set by init, not by the plan.
+    plan.env.retain(|v| v.name != LANDLOCK_ENV);
+    plan.env.push(corral_core::plan::EnvVar {
+        name: LANDLOCK_ENV.into(),
+        value: match landlock.abi {
+            Some(abi) => format!("{} abi{abi}", landlock.achieved),
+            None => landlock.achieved.to_string(),
+        },
+        source: corral_core::envaudit::AuditSource::Corral,
+    });
     let agent = start_command(&plan, &program, &filter)?;
     send(ctl, &InitMsg::Started { pid: agent });
     Ok(Started { agent })

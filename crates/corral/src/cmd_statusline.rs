@@ -1,7 +1,8 @@
 //! `corral statusline`: one compact line of what is really enforced, read from inside the sandbox
 //! (for Claude Code's `statusLine` setting, which runs it with a JSON description of the session
 //! on stdin). Each part is a reading, not a claim from the plan: `no_new_privs` and seccomp from
-//! `/proc/self/status`, the network from the interfaces and from the proxy's own totals.
+//! `/proc/self/status`, the network from the interfaces and from the proxy's own totals, Landlock
+//! from the level init reports after enforcing it (`CORRAL_LANDLOCK`).
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -31,6 +32,12 @@ fn line() -> String {
             .unwrap_or_default()
     };
     let mut parts = vec![network()];
+    // Set by the sandbox's init after it enforced Landlock (not by the plan).
+    parts.push(match std::env::var(corral_sys::init::LANDLOCK_ENV).as_deref() {
+        Ok(v) if v.starts_with("full") => format!("LL{}", v.trim_start_matches("full abi")),
+        Ok(v) if v.starts_with("partial") => format!("LL{} partial", v.trim_start_matches("partial abi")),
+        _ => "LL OFF".into(),
+    });
     parts.push(if field("NoNewPrivs:") == "1" {
         "nnp".into()
     } else {
