@@ -158,6 +158,16 @@ pub enum Event {
         /// Records left out under a connection or DNS storm (counted here, and in the totals).
         unrecorded: u64,
     },
+    /// A dangerous system call attempted inside, denied (EPERM).
+    #[serde(rename = "syscall.denied")]
+    SyscallDenied {
+        /// The caller's pid, as the host sees it.
+        pid: i32,
+        /// The caller's program name.
+        program: String,
+        /// The call.
+        syscall: String,
+    },
     /// A resource limit that ended or hurt the session.
     #[serde(rename = "limit.hit")]
     LimitHit {
@@ -173,11 +183,19 @@ pub enum Event {
         duration_ms: u64,
         /// corral's own failure, if any.
         error: Option<String>,
+        /// Programs started inside (exec calls seen, recorded or summarised).
+        #[serde(default)]
+        execs: u64,
+        /// Denied system calls, per call name.
+        #[serde(default)]
+        denied_syscalls: std::collections::BTreeMap<String, u64>,
     },
 }
 
 /// The kinds of event (each name's part before the dot), for `corral logs --kind`.
-pub const KINDS: &[&str] = &["session", "env", "exec", "fs", "net", "api", "dns", "limit"];
+pub const KINDS: &[&str] = &[
+    "session", "env", "exec", "syscall", "fs", "net", "api", "dns", "limit",
+];
 
 impl Event {
     /// The stable event name.
@@ -193,6 +211,7 @@ impl Event {
             Event::ApiRequest { .. } => "api.request",
             Event::DnsQuery { .. } => "dns.query",
             Event::NetSummary { .. } => "net.summary",
+            Event::SyscallDenied { .. } => "syscall.denied",
             Event::LimitHit { .. } => "limit.hit",
             Event::SessionEnd { .. } => "session.end",
         }
@@ -443,6 +462,8 @@ mod tests {
                 exit_code: 0,
                 duration_ms: 12,
                 error: None,
+                execs: 0,
+                denied_syscalls: Default::default(),
             },
         );
         s
@@ -566,6 +587,8 @@ mod tests {
                 exit_code: 0,
                 duration_ms: 0,
                 error: None,
+                execs: 0,
+                denied_syscalls: Default::default(),
             },
             Event::EnvAudit {
                 passed: vec![],

@@ -10,6 +10,11 @@
 //! between the supervisor's read and the kernel's, so the record shows what the arguments were
 //! when read. If the listener goes away (the supervisor dies), exec fails with ENOSYS: the
 //! sandbox is being torn down then anyway.
+//!
+//! Denied calls: the same filter sends the deny list's plainly denied calls (ptrace, bpf, mount,
+//! keyctl, …) here too, so each attempt is recorded (`syscall.denied`). Those are always answered
+//! with EPERM, never CONTINUE, whatever was read: the caller's memory is not read at all for them
+//! (only `/proc/<pid>/comm`, for the record). Without a supervisor they fail with ENOSYS.
 
 use std::fs::File;
 use std::io;
@@ -34,10 +39,30 @@ pub struct ExecSeen {
     pub argv: Vec<String>,
 }
 
+/// A denied call attempted inside (answered EPERM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeniedSeen {
+    /// The caller's pid, as the host sees it.
+    pub pid: i32,
+    /// The call's name.
+    pub syscall: String,
+    /// The caller's program name (`comm`), as the kernel has it.
+    pub program: String,
+}
+
+/// What one notification was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// A program started (let go).
+    Exec(ExecSeen),
+    /// A denied call (answered EPERM).
+    Denied(DeniedSeen),
+}
+
 /// Installs the listener filter on the calling thread and returns the listener descriptor.
 /// Precondition: no_new_privs is set (as for every seccomp filter).
-pub fn install_exec_listener() -> io::Result<OwnedFd> {
-    let prog = crate::seccomp::exec_listener_program();
+pub fn install_exec_listener(denied: &[u32]) -> io::Result<OwnedFd> {
+    let prog = crate::seccomp::exec_listener_program(denied);
     let fprog = libc::sock_fprog {
         len: u16::try_from(prog.len()).unwrap_or(u16::MAX),
         filter: prog.as_ptr().cast_mut(),
@@ -75,7 +100,7 @@ impl ExecWatch {
     /// Takes one pending notification: reads what is being executed, lets the call go on, and
     /// returns what was seen (None when the caller died meanwhile, or nothing was pending).
     /// Every notification is answered, whatever could be read.
-    pub fn handle(&self) -> io::Result<Option<ExecSeen>> {
+    pub fn handle(&self) -> io::Result<Option<Seen>> {
         // SAFETY: seccomp_notif is plain data; the kernel fills it (it must be zeroed first).
         let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
         // SAFETY: the ioctl writes one seccomp_notif into the live, writable `req`.
@@ -90,6 +115,10 @@ impl ExecWatch {
             };
         }
         let pid = i32::try_from(req.pid).unwrap_or(0);
+        let nr = i64::from(req.data.nr);
+        if nr != libc::SYS_execve && nr != libc::SYS_execveat {
+            return self.deny(&req, pid, nr).map(|d| Some(Seen::Denied(d)));
+        }
         let args = req.data.args;
         let (path_ptr, argv_ptr) = if i64::from(req.data.nr) == libc::SYS_execveat {
             (args[1], args[2])
@@ -130,7 +159,33 @@ impl ExecWatch {
                 ));
             }
         }
-        Ok(Some(seen))
+        Ok(Some(Seen::Exec(seen)))
+    }
+
+    /// Answers a denied call with EPERM (the only answer it can get), then names it.
+    fn deny(&self, req: &libc::seccomp_notif, pid: i32, nr: i64) -> io::Result<DeniedSeen> {
+        // The program's name first, while the caller is still in the call (so the pid is its).
+        let program = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim_end().to_string())
+            .unwrap_or_else(|_| "?".into());
+        let valid = self.id_valid(req.id).is_ok();
+        let resp = libc::seccomp_notif_resp {
+            id: req.id,
+            val: 0,
+            error: -libc::EPERM,
+            flags: 0,
+        };
+        match self.send(&resp) {
+            Ok(()) => {}
+            // The caller is gone: nothing to answer.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(DeniedSeen {
+            pid,
+            syscall: crate::seccomp::syscall_name(nr).map_or_else(|| format!("syscall {nr}"), str::to_string),
+            program: if valid { program } else { "?".into() },
+        })
     }
 }
 

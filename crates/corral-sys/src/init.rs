@@ -296,20 +296,30 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| step("prctl(PR_SET_DUMPABLE, 0)")(e.into()))?;
 
-    // seccomp is compiled here (allocation is fine: init is single-threaded) and installed in the
-    // child as the very last step before execve.
-    let filter = seccomp::compile(&plan.seccomp)?;
-
-    // The exec listener goes on init itself, so every process it starts inherits it, and its
-    // descriptor reaches the supervisor before the first exec (which waits for the supervisor).
-    // Without it the sandbox still runs: the log then says exec events are not recorded.
+    // The observation listener goes on init itself, so every process it starts inherits it, and
+    // its descriptor reaches the supervisor before the first exec (which waits for the
+    // supervisor). It also receives the plainly denied calls, which the supervisor records and
+    // answers EPERM. Without it the sandbox still runs: the log then says exec events are not
+    // recorded, and the deny list keeps answering EPERM itself.
+    let denied = seccomp::denied_numbers(&plan.seccomp)?;
     let exec_listener = if plan.audit_exec {
-        crate::execwatch::install_exec_listener()
+        crate::execwatch::install_exec_listener(&denied)
     } else {
         Err(std::io::Error::other("off"))
     };
+
+    // seccomp is compiled here (allocation is fine: init is single-threaded) and installed in the
+    // child as the very last step before execve. With the listener on, the plainly denied calls
+    // are left out of the deny list: its EPERM would outrank the notification (seccomp(2): ERRNO
+    // takes precedence over USER_NOTIF), and the listener answers EPERM.
+    let mut deny_policy = plan.seccomp.clone();
+    if exec_listener.is_ok() {
+        deny_policy.deny.clear();
+    }
+    let filter = seccomp::compile(&deny_policy)?;
+
     let exec_audit = match &exec_listener {
-        Ok(_) => "every exec recorded".to_string(),
+        Ok(_) => "every exec and every denied call recorded".to_string(),
         Err(_) if !plan.audit_exec => "exec audit off (sandbox.audit_exec = false)".to_string(),
         Err(e) => format!(
             "{} (seccomp user notification: {e})",

@@ -129,6 +129,8 @@ pub trait Observer {
     fn cgroup(&mut self, paths: &[std::path::PathBuf]);
     /// A program started inside (already running: the exec was let go before this call).
     fn exec(&mut self, seen: &crate::execwatch::ExecSeen);
+    /// A denied call attempted inside (already answered EPERM).
+    fn denied(&mut self, seen: &crate::execwatch::DeniedSeen);
     /// `network.mode = "proxy"`: the sockets init bound inside the sandbox's network namespace,
     /// to be served from here (the proxy starts on its own thread: the child exists already).
     /// Dropping them leaves the sandbox without network.
@@ -666,7 +668,8 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
         if exec_events.contains(PollFlags::IN) {
             if let Some(w) = &exec_watch {
                 match w.handle() {
-                    Ok(Some(seen)) => ctx.observer.exec(&seen),
+                    Ok(Some(crate::execwatch::Seen::Exec(seen))) => ctx.observer.exec(&seen),
+                    Ok(Some(crate::execwatch::Seen::Denied(d))) => ctx.observer.denied(&d),
                     Ok(None) => {}
                     Err(e) => ctx.observer.note(&format!("exec audit: {e}")),
                 }

@@ -463,11 +463,12 @@ fn condition(
     Ok(SeccompCondition::new(arg, len, op, value)?)
 }
 
-/// The exec-audit filter (see [`crate::execwatch`]): `execve` and `execveat` go to the
-/// user-notification listener, everything else is allowed. It checks no architecture: the
-/// prefilter, installed after it on the command, kills any other ABI first (KILL outranks
-/// USER_NOTIF whatever the order of filters).
-pub(crate) fn exec_listener_program() -> [libc::sock_filter; 5] {
+/// The observation filter (see [`crate::execwatch`]): `execve` and `execveat` go to the
+/// user-notification listener (recorded, then let go), and so do the `denied` calls (recorded,
+/// then answered EPERM by the supervisor: the deny list leaves them out when this filter is on);
+/// everything else is allowed. It checks no architecture: the prefilter, installed after it on
+/// the command, kills any other ABI first (KILL outranks USER_NOTIF whatever the order of filters).
+pub(crate) fn exec_listener_program(denied: &[u32]) -> Vec<libc::sock_filter> {
     let nr = |n: libc::c_long| u32::try_from(n).unwrap_or(u32::MAX);
     let f = |i: sock_filter| libc::sock_filter {
         code: i.code,
@@ -475,13 +476,37 @@ pub(crate) fn exec_listener_program() -> [libc::sock_filter; 5] {
         jf: i.jf,
         k: i.k,
     };
-    [
-        f(bpf_stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR)),
-        f(bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, nr(libc::SYS_execve), 2, 0)),
-        f(bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, nr(libc::SYS_execveat), 1, 0)),
-        f(bpf_stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW)),
-        f(bpf_stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF)),
-    ]
+    let exec = [nr(libc::SYS_execve), nr(libc::SYS_execveat)];
+    let mut watched = exec.to_vec();
+    watched.extend(denied.iter().copied().filter(|n| !exec.contains(n)));
+    // At most a few dozen calls: every jump offset fits a u8 (BPF's jt).
+    let count = watched.len().min(200);
+    let mut prog = vec![f(bpf_stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR))];
+    for (i, n) in watched.iter().take(count).enumerate() {
+        // Jump to the USER_NOTIF return, past the remaining tests and the ALLOW.
+        let to_notify = u8::try_from(count - i).unwrap_or(u8::MAX);
+        prog.push(f(bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, *n, to_notify, 0)));
+    }
+    prog.push(f(bpf_stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW)));
+    prog.push(f(bpf_stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF)));
+    prog
+}
+
+/// The numbers of the plainly denied calls of `policy` on this architecture (those the deny list
+/// answers EPERM whatever their arguments).
+pub fn denied_numbers(policy: &SeccompPolicy) -> Result<Vec<u32>, SeccompError> {
+    let mut skip = Vec::new();
+    Ok(resolve(&policy.deny, &mut skip)?.into_iter().collect())
+}
+
+/// The name of call `nr` on this architecture, for records.
+pub fn syscall_name(nr: i64) -> Option<&'static str> {
+    let tables: [&[(&str, i64)]; 4] = [SHARED, ARCH_ONLY, LIBC_GAPS, UNIFIED];
+    tables
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|(_, n)| *n == nr)
+        .map(|(name, _)| name.strip_prefix("SYS_").unwrap_or(name))
 }
 
 fn bpf_stmt(code: u16, k: u32) -> sock_filter {
@@ -974,6 +999,44 @@ mod tests {
                 c => panic!("opcode {c:#x} at {}", pc - 1),
             }
         }
+    }
+
+    #[test]
+    fn the_observation_filter_notifies_exec_and_the_denied_calls_only() {
+        let denied = denied_numbers(&SeccompPolicy::default_deny()).unwrap();
+        assert!(denied.len() > 30, "{denied:?}");
+        let prog: Vec<sock_filter> = exec_listener_program(&denied)
+            .into_iter()
+            .map(|i| sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        let notify = libc::SECCOMP_RET_USER_NOTIF;
+        for nr in [
+            libc::SYS_execve,
+            libc::SYS_execveat,
+            libc::SYS_ptrace,
+            libc::SYS_bpf,
+            libc::SYS_mount,
+        ] {
+            assert_eq!(run(&prog, call(nr, [0; 6])).0, notify, "{nr}");
+        }
+        // The last denied call in the list still reaches the notify return (jump offsets).
+        let last = *denied.last().unwrap();
+        assert_eq!(run(&prog, call(i64::from(last), [0; 6])).0, notify);
+        for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_clone, libc::SYS_openat] {
+            assert_eq!(run(&prog, call(nr, [0; 6])).0, libc::SECCOMP_RET_ALLOW, "{nr}");
+        }
+    }
+
+    #[test]
+    fn syscall_names_round_trip() {
+        assert_eq!(syscall_name(libc::SYS_ptrace), Some("ptrace"));
+        assert_eq!(syscall_name(libc::SYS_bpf), Some("bpf"));
+        assert_eq!(syscall_name(99_999), None);
     }
 
     /// The verdict of both filters together: the one of highest precedence, the later filter on ties.

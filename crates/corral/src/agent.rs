@@ -262,7 +262,7 @@ pub fn login(agent: &str, home: &Path) -> anyhow::Result<i32> {
     let read = std::io::stdin().lock().read_line(&mut line);
     if let Some(t) = &saved {
         let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, t);
-        eprintln!();
+        crate::say!();
     }
     read.context("reading the credential")?;
     let secret = line.trim();
@@ -276,7 +276,7 @@ pub fn login(agent: &str, home: &Path) -> anyhow::Result<i32> {
         .context("the credential store has no parent directory")?;
     agentstate::create_dir_all_private(dir)?;
     write_private(&path, format!("{secret}\n").as_bytes())?;
-    eprintln!(
+    crate::say!(
         "corral: stored in {} (mode 600). The gateway uses it when corral's environment has no key; it never enters the sandbox. Remove the file to forget it.",
         path.display()
     );

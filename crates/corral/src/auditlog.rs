@@ -83,7 +83,7 @@ impl AuditLog {
             .open(&path)
             .and_then(|mut f| f.write_all(&body));
         if let Err(e) = saved {
-            eprintln!("corral: warning: saving the plan {}: {e}", path.display());
+            crate::say!("corral: warning: saving the plan {}: {e}", path.display());
         }
     }
 
@@ -99,7 +99,7 @@ impl AuditLog {
         let line = w.chain.line(now_ms(), event);
         if let Err(e) = w.file.write_all(line.as_bytes()) {
             if !w.failed {
-                eprintln!(
+                crate::say!(
                     "corral: warning: writing the audit log {}: {e}",
                     self.path.display()
                 );
@@ -143,7 +143,7 @@ fn find(sessions: &Path, id: Option<&str>) -> anyhow::Result<PathBuf> {
 pub struct View {
     /// JSON lines as written.
     pub json: bool,
-    /// Only these kinds (`session`, `env`, `exec`, `fs`, `net`, `api`, `dns`, `limit`); empty: all.
+    /// Only these kinds (`session`, `env`, `exec`, `syscall`, `fs`, `net`, `api`, `dns`, `limit`); empty: all.
     pub kinds: Vec<String>,
     /// Keep printing until `session.end`.
     pub follow: bool,
@@ -268,6 +268,11 @@ fn summary(e: &Event) -> String {
             left_out.len()
         ),
         Event::FsWatch { note } | Event::LimitHit { message: note } => note.clone(),
+        Event::SyscallDenied {
+            pid,
+            program,
+            syscall,
+        } => format!("denied {syscall} to {program} (pid {pid})"),
         Event::NetDecision {
             proto,
             host,
@@ -357,8 +362,22 @@ fn summary(e: &Event) -> String {
             exit_code,
             duration_ms,
             error,
+            execs,
+            denied_syscalls,
         } => format!(
-            "exit {exit_code} after {duration_ms} ms{}",
+            "exit {exit_code} after {duration_ms} ms; {execs} program(s) run{}{}",
+            if denied_syscalls.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; denied: {}",
+                    denied_syscalls
+                        .iter()
+                        .map(|(k, v)| format!("{k} ×{v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
             error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
         ),
     }

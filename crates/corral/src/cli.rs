@@ -10,6 +10,10 @@ pub struct Cli {
     /// stay withheld unless a profile's env.allow_secrets names them).
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
+    /// Quiet: only warnings and errors on stderr (no exit report, network summary or list of
+    /// changed files; they are in the audit log).
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
     /// Without a subcommand: `corral claude`.
     #[command(subcommand)]
     command: Option<Command>,
@@ -61,6 +65,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A live dashboard of the running sessions: their network decisions, denied system calls,
+    /// programs started and layers (↑↓ select, K kill, q quit).
+    Top,
     /// Review the project's .corral.toml (and .corral.env) and trust that exact content, so it may
     /// widen the policy; a changed file needs trusting again.
     Trust(crate::cmd_trust::TrustArgs),
@@ -153,8 +160,8 @@ pub struct LogsArgs {
     /// Check the hash chain: detects an edited, reordered, removed or cut-off record.
     #[arg(long, conflicts_with = "follow")]
     pub verify: bool,
-    /// Only these kinds of event: the part of the name before the dot (`session`, `env`, `exec`, `fs`,
-    /// `net`, `api`, `dns`, `limit`), comma-separated.
+    /// Only these kinds of event: the part of the name before the dot (`session`, `env`, `exec`, `syscall`,
+    /// `fs`, `net`, `api`, `dns`, `limit`), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,
     /// Keep printing new records until the session ends.
@@ -182,6 +189,7 @@ fn agent(name: &str, mut args: RunArgs, yes: bool) -> anyhow::Result<i32> {
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    crate::ui::set_quiet(cli.quiet);
     let Some(command) = cli.command else {
         return agent("claude", RunArgs::default(), cli.yes);
     };
@@ -206,6 +214,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let root = crate::run::sessions_root()?;
             let logs = [crate::auditlog::sessions_dir(&home), root.join("logs")];
             crate::cmd_ps::ps(&root, &logs, json)
+        }
+        Command::Top => {
+            let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
+            let root = crate::run::sessions_root()?;
+            let logs = [crate::auditlog::sessions_dir(&home), root.join("logs")];
+            crate::cmd_top::top(&root, &logs)
         }
         Command::Logs(args) => {
             let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;

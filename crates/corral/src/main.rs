@@ -10,11 +10,14 @@ mod cmd_profile;
 mod cmd_ps;
 mod cmd_setup;
 mod cmd_statusline;
+mod cmd_top;
 mod cmd_trust;
 mod context;
 mod net;
 mod run;
+mod sessionlog;
 mod trust;
+mod ui;
 
 use clap::Parser;
 
@@ -41,7 +44,7 @@ fn main() {
     let code = match cli::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("corral: error: {}", error_chain(&e));
+            crate::say!("corral: error: {}", error_chain(&e));
             run::EXIT_LAUNCH_ERROR
         }
     };

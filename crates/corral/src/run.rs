@@ -22,7 +22,7 @@ pub fn sessions_root() -> anyhow::Result<std::path::PathBuf> {
 /// `corral run`.
 pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     if let Some(note) = context::drop_root_if_needed()? {
-        eprintln!("corral: {note}");
+        crate::say!("corral: {note}");
     }
     let Prepared {
         mut plan,
@@ -40,10 +40,10 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     for w in &plan.warnings {
-        eprintln!("corral: warning: {w}");
+        crate::say!("corral: warning: {w}");
     }
     if !confirm_environment(&mut plan, &profile, &inv, yes)? {
-        eprintln!("corral: not launched; nothing was changed");
+        crate::say!("corral: not launched; nothing was changed");
         return Ok(EXIT_NOT_CONFIRMED);
     }
     crate::agent::ensure_state(&profile, &inv, &workspace)?;
@@ -75,7 +75,7 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     layers.extend(flag_layer(args, &before_flags.network_allow));
     let profile = corral_core::profile::resolve(&name, &layers)?;
     for note in &project.notes {
-        eprintln!("corral: {note}");
+        crate::say!("corral: {note}");
     }
     inv.env_files = context::env_files(&profile, &inv.home, project.env)?;
 
@@ -110,7 +110,7 @@ fn launch_session(
 ) -> anyhow::Result<i32> {
     let root = sessions_root()?;
     for line in session::gc(&root) {
-        eprintln!("corral: cleaned up after a killed session: {line}");
+        crate::ui::info(&format!("cleaned up after a killed session: {line}"));
     }
     let mut session = Session::create(&root, workspace)?;
     let started = std::time::Instant::now();
@@ -120,7 +120,7 @@ fn launch_session(
     let log = crate::auditlog::AuditLog::create(&primary, &session.state.id).or_else(|first| {
         let fallback = root.join("logs");
         let log = crate::auditlog::AuditLog::create(&fallback, &session.state.id)?;
-        eprintln!(
+        crate::say!(
             "corral: warning: {first:#}; the audit log is in {} instead (`corral logs` reads {} only)",
             fallback.display(),
             primary.display()
@@ -137,6 +137,7 @@ fn launch_session(
     log.save_plan(&plan);
     log.write(env_audit_event(&plan));
     let since = corral_sys::facts::file_clock_now();
+    let mut totals = Totals::default();
     let result = match session.create_placeholders(&plan.placeholders) {
         Ok(unneeded) => {
             plan.drop_placeholders(&unneeded);
@@ -147,6 +148,7 @@ fn launch_session(
                 plan: &plan,
                 throttle: corral_core::audit::ExecThrottle::default(),
                 clock: std::time::Instant::now(),
+                totals: Totals::default(),
                 proxy_config: crate::net::proxy_config(&plan)?,
                 gateway: crate::net::gateway_config(&plan)?.map(std::sync::Arc::new),
                 proxy: None,
@@ -159,9 +161,10 @@ fn launch_session(
             // The sandbox is gone: close what the proxy still carries, and sum it up.
             if let Some(proxy) = reporter.proxy.take() {
                 let summary = proxy.stop();
-                eprintln!("corral: network: {}", summary.line());
+                crate::ui::info(&format!("network: {}", summary.line()));
                 reporter.log.write(crate::net::summary_event(&summary));
             }
+            totals = std::mem::take(&mut reporter.totals);
             launched
         }
         Err(e) => Err(anyhow::Error::from(e)),
@@ -170,8 +173,9 @@ fn launch_session(
     let placeholders: Vec<std::path::PathBuf> = plan.placeholders.iter().map(|p| p.path.clone()).collect();
     report_changes(workspace, since, &placeholders, &log);
     // Placeholders and the session directory go on every path out, success or not.
+    let session_id = session.state.id.clone();
     for note in session.finish() {
-        eprintln!("corral: {note}");
+        crate::ui::info(&note);
     }
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let outcome = match result {
@@ -181,25 +185,77 @@ fn launch_session(
                 exit_code: EXIT_LAUNCH_ERROR,
                 duration_ms,
                 error: Some(format!("{e:#}")),
+                execs: totals.execs,
+                denied_syscalls: totals.denied.clone(),
             });
             return Err(e);
         }
     };
     if let Some(err) = &outcome.error {
-        eprintln!("corral: error: {err}");
+        crate::say!("corral: error: {err}");
     }
     if let Some(limit) = &outcome.limit_hit {
-        eprintln!("corral: {limit}");
+        crate::say!("corral: {limit}");
         log.write(Event::LimitHit {
             message: limit.clone(),
         });
+    }
+    // The exit report: on a terminal, with -v, or when something was denied; a script that pipes
+    // stderr gets nothing when all went well (and -q silences it always).
+    let notable = !totals.denied.is_empty();
+    if notable || args.verbose || rustix::termios::isatty(rustix::stdio::stderr()) {
+        crate::ui::info(&exit_report(&session_id, outcome.exit_code, duration_ms, &totals));
     }
     log.write(Event::SessionEnd {
         exit_code: outcome.exit_code,
         duration_ms,
         error: outcome.error.clone(),
+        execs: totals.execs,
+        denied_syscalls: totals.denied,
     });
     Ok(outcome.exit_code)
+}
+
+/// What a session did, counted by the observer.
+#[derive(Debug, Default)]
+struct Totals {
+    /// Programs started inside.
+    execs: u64,
+    /// Denied system calls per call name.
+    denied: std::collections::BTreeMap<String, u64>,
+    /// `syscall.denied` records written (the rest are counted only).
+    denied_written: u64,
+}
+
+/// Most `syscall.denied` records written one by one in a session (a loop calling ptrace would
+/// flood the log; the rest are counted in `session.end`).
+const DENIED_RECORDS_MAX: u64 = 1000;
+
+/// The exit report's line: `session 1a2b3c4d ended: exit 0 after 12.3 s; 42 programs run;
+/// 3 denied system calls (ptrace ×2, bpf)`.
+fn exit_report(id: &str, exit_code: i32, duration_ms: u64, t: &Totals) -> String {
+    let short: String = id.chars().take(8).collect();
+    let mut s = format!(
+        "session {short} ended: exit {exit_code} after {:.1} s; {} program(s) run",
+        duration_ms as f64 / 1000.0,
+        t.execs
+    );
+    let denied: u64 = t.denied.values().sum();
+    if denied > 0 {
+        let list: Vec<String> = t
+            .denied
+            .iter()
+            .map(|(name, n)| {
+                if *n == 1 {
+                    name.clone()
+                } else {
+                    format!("{name} ×{n}")
+                }
+            })
+            .collect();
+        s.push_str(&format!("; {denied} denied system call(s) ({})", list.join(", ")));
+    }
+    s
 }
 
 /// Lists what the session changed in the workspace (exec triggers first) on stderr, when anything
@@ -220,13 +276,13 @@ fn report_changes(
     let truncated = walk_truncated || others_listed.len() > corral_core::audit::FS_CHANGED_MAX;
     others_listed.truncate(corral_core::audit::FS_CHANGED_MAX);
     if !triggers.is_empty() {
-        eprintln!(
+        crate::say!(
             "corral: warning: the session changed files your own tools run or obey (review them before you use them): {}",
             names(&triggers).join(", ")
         );
     }
-    eprintln!(
-        "corral: {} file(s) changed in {}{}",
+    crate::ui::info(&format!(
+        "{} file(s) changed in {}{}",
         changed.len(),
         workspace.display(),
         if walk_truncated {
@@ -234,7 +290,7 @@ fn report_changes(
         } else {
             ""
         }
-    );
+    ));
     log.write(Event::FsChanged {
         exec_triggers: names(&triggers),
         others: others_listed,
@@ -325,7 +381,7 @@ fn confirm_environment(
         .collect();
     if yes {
         for (name, masked, why) in &withheld {
-            eprintln!(
+            crate::say!(
                 "corral: withheld {name} ({masked}): it looks like a secret ({why}); let it in with env.allow_secrets in a profile, or answer the prompt (without --yes)"
             );
         }
@@ -338,12 +394,12 @@ fn confirm_environment(
             "no terminal to show the environment audit on: run with --yes to launch without asking (variables that look like secrets stay withheld unless a profile's env.allow_secrets names them), or --dry-run to see the audit"
         );
     }
-    eprintln!(
+    crate::say!(
         "corral: the environment of {}:",
         corral_core::render::shell_words(&plan.command)
     );
     for line in corral_core::envaudit::render_audit(&plan.env_audit).lines() {
-        eprintln!("  {line}");
+        crate::say!("  {line}");
     }
     let (candidates, _) = plan::env_candidates(profile, inv);
     for (name, masked, why) in &withheld {
@@ -379,6 +435,8 @@ struct Reporter<'a> {
     throttle: corral_core::audit::ExecThrottle,
     /// The throttle's time base.
     clock: std::time::Instant,
+    /// What the session did, for the exit report and `session.end`.
+    totals: Totals,
     /// `network.mode = "proxy"`: the proxy's configuration, until init hands over its sockets.
     proxy_config: Option<corral_net::proxy::Config>,
     /// The agent API gateway's configuration (with the real credential), until init hands over
@@ -392,14 +450,14 @@ impl corral_sys::launch::Observer for Reporter<'_> {
     fn cgroup(&mut self, paths: &[std::path::PathBuf]) {
         // Recorded so that `corral gc` can remove it if this supervisor is killed.
         if let Err(e) = self.session.record_cgroups(paths) {
-            eprintln!("corral: warning: could not record the session cgroup for `corral gc`: {e}");
+            crate::say!("corral: warning: could not record the session cgroup for `corral gc`: {e}");
         }
     }
     fn layers(&mut self, layers: &[LayerReport]) {
         report_layers(layers, self.verbose);
         let exec_audit_off = corral_sys::protocol::EXEC_AUDIT_OFF;
         if let Some(r) = layers.iter().find(|r| r.detail.contains(exec_audit_off)) {
-            eprintln!(
+            crate::say!(
                 "corral: warning: this session's audit log will not list the programs started: {}",
                 r.detail
             );
@@ -419,7 +477,19 @@ impl corral_sys::launch::Observer for Reporter<'_> {
             layers: layers.to_vec(),
         });
     }
+    fn denied(&mut self, seen: &corral_sys::execwatch::DeniedSeen) {
+        *self.totals.denied.entry(seen.syscall.clone()).or_default() += 1;
+        if self.totals.denied_written < DENIED_RECORDS_MAX {
+            self.totals.denied_written += 1;
+            self.log.write(Event::SyscallDenied {
+                pid: seen.pid,
+                program: corral_core::audit::mask_arg(&seen.program),
+                syscall: seen.syscall.clone(),
+            });
+        }
+    }
     fn exec(&mut self, seen: &corral_sys::execwatch::ExecSeen) {
+        self.totals.execs += 1;
         let now_ms = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         use corral_core::audit::mask_arg;
         let program = mask_arg(seen.argv.first().map_or(seen.path.as_str(), String::as_str));
@@ -458,7 +528,7 @@ impl corral_sys::launch::Observer for Reporter<'_> {
         }
     }
     fn note(&mut self, line: &str) {
-        eprintln!("corral: {line}");
+        crate::say!("corral: {line}");
         self.log.write(Event::FsWatch {
             note: line.to_string(),
         });
@@ -470,7 +540,7 @@ impl corral_sys::launch::Observer for Reporter<'_> {
 fn report_layers(layers: &[LayerReport], verbose: bool) {
     for r in layers {
         if r.achieved != Achieved::Full {
-            eprintln!(
+            crate::say!(
                 "corral: warning: layer {} is {} ({}): {}",
                 r.layer,
                 r.achieved,
@@ -478,7 +548,7 @@ fn report_layers(layers: &[LayerReport], verbose: bool) {
                 r.detail
             );
         } else if verbose {
-            eprintln!(
+            crate::say!(
                 "corral: layer {:<13} {}  {}",
                 r.layer.name(),
                 r.achieved,

@@ -427,3 +427,101 @@ fn an_exec_storm_loses_no_count() {
     assert_eq!(events(&log).last().map(String::as_str), Some("session.end"));
     assert_code(&fx.corral().args(["logs", "--verify"]).output().unwrap(), 0);
 }
+
+/// A Python script that calls ptrace, bpf and mount through libc and prints each errno name.
+const DENIED_CALLS_PY: &str = r#"
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+for name, nr, args in [("ptrace", 101, (0, 0, 0, 0)), ("bpf", 321, (0, 0, 0)), ("mount", 165, (0, 0, 0, 0, 0))]:
+    r = libc.syscall(nr, *args)
+    print(name, r, errno.errorcode.get(ctypes.get_errno(), "?"))
+"#;
+
+#[test]
+fn denied_system_calls_are_recorded_and_still_denied() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    if !cfg!(target_arch = "x86_64") {
+        return skip("the script uses x86_64 system call numbers");
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    let o = fx
+        .corral()
+        .args(["run", "--yes", "--", "python3", "-c", DENIED_CALLS_PY])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "ptrace -1 EPERM\nbpf -1 EPERM\nmount -1 EPERM\n");
+    let log = logs_of(&fx).pop().unwrap();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let denied: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| r["event"] == "syscall.denied")
+        .map(|r| {
+            assert!(r["pid"].as_i64().unwrap() > 1);
+            (
+                r["syscall"].as_str().unwrap().to_string(),
+                r["program"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let p = "python3".to_string();
+    assert_eq!(
+        denied,
+        [
+            ("ptrace".to_string(), p.clone()),
+            ("bpf".to_string(), p.clone()),
+            ("mount".to_string(), p)
+        ]
+    );
+    let end = records.last().unwrap();
+    assert_eq!(end["event"], "session.end");
+    assert_eq!(
+        end["denied_syscalls"],
+        serde_json::json!({"bpf": 1, "mount": 1, "ptrace": 1})
+    );
+    // The exit report says it; -q keeps it quiet.
+    assert!(
+        stderr(&o).contains("3 denied system call(s) (bpf, mount, ptrace)"),
+        "{}",
+        stderr(&o)
+    );
+    let quiet = fx
+        .corral()
+        .args(["-q", "run", "--yes", "--", "true"])
+        .output()
+        .unwrap();
+    assert_code(&quiet, 0);
+    assert_eq!(stderr(&quiet), "", "-q prints nothing when all is well");
+}
+
+#[test]
+fn with_the_observation_off_denied_calls_are_still_denied() {
+    // The deny list answers them itself when no listener takes them.
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    if !cfg!(target_arch = "x86_64") {
+        return skip("the script uses x86_64 system call numbers");
+    }
+    let fx = Fixture::new();
+    let profile = fx.home.join("quiet.toml");
+    std::fs::write(&profile, "[sandbox]\naudit_exec = false\n").unwrap();
+    fx.chown();
+    let o = fx
+        .corral()
+        .args(["run", "--yes", "--profile", &profile.display().to_string()])
+        .args(["--", "python3", "-c", DENIED_CALLS_PY])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "ptrace -1 EPERM\nbpf -1 EPERM\nmount -1 EPERM\n");
+    let log = logs_of(&fx).pop().unwrap();
+    assert!(!events(&log).iter().any(|e| e == "syscall.denied"));
+}

@@ -173,7 +173,9 @@ fn env_names(out: &str) -> Vec<String> {
 }
 
 /// The variables every sandbox has (corral's own and `LANG`, passed by `default`'s `env.pass`).
-const BASE_ENV: [&str; 8] = [
+const BASE_ENV: [&str; 9] = [
+    // Set by init after enforcing Landlock (its achieved level).
+    "CORRAL_LANDLOCK",
     "CORRAL_SANDBOX",
     "HOME",
     "LANG",
@@ -1090,7 +1092,16 @@ fn on_a_terminal_accepting_the_withheld_variable_and_the_launch_lets_it_in() {
     t.wait_for("corral: launch with this environment? [y/N]", STEP);
     t.answer("y");
     let screen = t.wait_for("SZ:exit:", STEP);
-    let tail = without_race_notes(&screen[screen.find(question).unwrap()..]);
+    // On a terminal the session ends with its one-line exit report.
+    let tail: String = without_race_notes(&screen[screen.find(question).unwrap()..])
+        .lines()
+        .filter(|l| !l.starts_with("corral: session "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        screen.contains("corral: session "),
+        "no exit report on the terminal:\n{screen}"
+    );
     assert!(
         tail.starts_with(&format!(
             "{question} y\ncorral: launch with this environment? [y/N] y\nT={token}\n1\nSZ:exit:0\n"

@@ -68,6 +68,7 @@ fn environment_is_cleared_to_the_allowlist() {
     assert_eq!(
         names,
         [
+            "CORRAL_LANDLOCK",
             "CORRAL_SANDBOX",
             "HOME",
             "LANG",
