@@ -76,6 +76,9 @@ pub struct SandboxCfg {
     /// A file holding the agent's API key (or OAuth token), used when corral's environment has
     /// none; it must be readable by its owner only.
     pub api_key_file: Option<String>,
+    /// Review mode: the workspace is a copy-on-write overlay; changes land in the project only
+    /// when the user applies them (`corral diff`, `corral apply`, `corral discard`).
+    pub review: Option<bool>,
 }
 
 /// A path entry in `read_only` / `read_write`: a plain string, or a table with options.
@@ -198,6 +201,8 @@ pub struct Profile {
     pub api_upstream: Option<String>,
     /// A file holding the agent's API credential.
     pub api_key_file: Option<String>,
+    /// Review mode (copy-on-write workspace).
+    pub review: bool,
     /// Hosts the egress proxy may reach.
     pub network_allow: Vec<String>,
     /// Hosts it may never reach.
@@ -508,6 +513,7 @@ pub fn resolve(name: &str, layers: &[ProfileLayer]) -> Result<Profile, ProfileEr
         agent: pick!(sandbox.agent),
         api_upstream: pick!(sandbox.api_upstream),
         api_key_file: pick!(sandbox.api_key_file),
+        review: pick!(sandbox.review).unwrap_or(false),
         command: pick!(sandbox.command).ok_or_else(|| missing("sandbox.command"))?,
         workspace: pick!(sandbox.workspace).unwrap_or_else(|| "git-root".to_string()),
         allow_home_workspace: pick!(sandbox.allow_home_workspace).unwrap_or(false),

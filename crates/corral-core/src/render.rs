@@ -72,6 +72,11 @@ pub fn mount_line(op: &MountOp) -> String {
         MountOp::Symlink { dst, target } => format!("symlink  {} -> {}", dst.display(), target.display()),
         MountOp::Proc { dst } => format!("proc     {}  nosuid,nodev,noexec", dst.display()),
         MountOp::Devpts { dst } => format!("devpts   {}  newinstance,ptmxmode=0666", dst.display()),
+        MountOp::Overlay { dst, upper, .. } => format!(
+            "overlay  {}  review: changes go to {}, the project is not written",
+            dst.display(),
+            upper.display()
+        ),
         MountOp::File { dst, contents, why } => format!(
             "file     {}  {} bytes, ro  [{why}]",
             dst.display(),

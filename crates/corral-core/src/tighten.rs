@@ -83,6 +83,12 @@ pub fn widenings(before: &Profile, after: &Profile) -> Vec<Widening> {
             format!("changes {:?} to {:?}", before.agent, after.agent),
         );
     }
+    if before.review && !after.review {
+        push(
+            "sandbox.review",
+            "turns review mode off (changes would land directly)".into(),
+        );
+    }
     if before.api_key_file != after.api_key_file {
         push(
             "sandbox.api_key_file",

@@ -136,6 +136,11 @@ mod tighten {
                 vec![w("network.deny", r#"removes "evil.example""#)],
             ),
             (
+                "[sandbox]\nreview = true\n",
+                "[sandbox]\nreview = false\n",
+                vec![w("sandbox.review", "turns review mode off (changes would land directly)")],
+            ),
+            (
                 "[network]\nmode = \"proxy\"\n",
                 "[network]\nmode = \"host\"\n",
                 vec![w("network.mode", "widens proxy to host")],

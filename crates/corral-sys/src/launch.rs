@@ -484,6 +484,8 @@ fn clone_error(flags: u64, source: std::io::Error) -> LaunchError {
 /// Everything the cloned child needs, prepared before clone (the child must not allocate).
 struct ChildArgs<'a> {
     ctl: &'a OwnedFd,
+    /// Review mode: init also needs [`ll::REVIEW_CAPS`] for the overlay.
+    review: bool,
     uid_map: Vec<u8>,
     gid_map: Vec<u8>,
     exe: CString,
@@ -496,6 +498,7 @@ impl<'a> ChildArgs<'a> {
         let gid = rustix::process::getgid().as_raw();
         Ok(ChildArgs {
             ctl,
+            review: plan.review,
             // Inside id = outside id: the sandbox sees the user's own uid, and files keep their owner.
             uid_map: format!("{} {uid} 1\n", plan.uid).into_bytes(),
             gid_map: format!("{} {gid} 1\n", plan.gid).into_bytes(),
@@ -552,6 +555,11 @@ fn child_after_clone(args: &ChildArgs<'_>, argv: &[*const libc::c_char], envp: &
     }
     if let Err(e) = ll::raise_ambient(&ll::INIT_CAPS) {
         fail(4, errno_of(e))
+    }
+    if args.review {
+        if let Err(e) = ll::raise_ambient(&ll::REVIEW_CAPS) {
+            fail(4, errno_of(e))
+        }
     }
     if let Err(e) = ll::dup_to(args.ctl.as_raw_fd(), crate::init::CTL_FD) {
         fail(5, errno_of(e))

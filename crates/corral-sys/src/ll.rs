@@ -29,6 +29,15 @@ pub const INIT_CAPS: [u32; 4] = [
     10, // CAP_NET_BIND_SERVICE
 ];
 
+/// Added in review mode: overlayfs records its mounter's credentials and does its own work (the
+/// mode-0 `work/work` directory, whiteouts, copy-up) with them, which needs these inside the
+/// sandbox's user namespace — where only the user's own uid and gid are mapped, so they reach
+/// only the user's own files. Dropped with the rest before the command starts.
+pub const REVIEW_CAPS: [u32; 2] = [
+    1, // CAP_DAC_OVERRIDE
+    3, // CAP_FOWNER
+];
+
 #[repr(C)]
 struct MountAttr {
     attr_set: u64,

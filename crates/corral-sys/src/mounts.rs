@@ -74,12 +74,22 @@ pub fn make_private() -> Result<(), MountError> {
 
 /// Builds the new root at `staging` from `ops`.
 pub fn apply_mounts(ops: &[MountOp], staging: &Path) -> Result<(), MountError> {
-    // Clone every host source first (see the module docs).
-    let mut clones: Vec<Option<OwnedFd>> = Vec::with_capacity(ops.len());
+    // Clone every host source first, and open the review layers (see the module docs).
+    let mut clones: Vec<Pre> = Vec::with_capacity(ops.len());
     for op in ops {
         clones.push(match op {
-            MountOp::Bind { src, .. } => Some(clone_tree(src)?),
-            _ => None,
+            MountOp::Bind { src, .. } => Pre::Tree(clone_tree(src)?),
+            MountOp::Overlay {
+                lower, upper, work, ..
+            } => Pre::Overlay {
+                // An O_PATH descriptor, not a detached clone: overlayfs refuses a detached mount
+                // as a layer (EACCES), and the descriptor keeps pointing at the project when the
+                // new root covers its path.
+                lower: open_dir(lower)?,
+                upper: open_dir(upper)?,
+                work: open_dir(work)?,
+            },
+            _ => Pre::Nothing,
         });
     }
 
@@ -99,10 +109,75 @@ pub fn apply_mounts(ops: &[MountOp], staging: &Path) -> Result<(), MountError> {
     // them), and it stays reachable for masks re-applied during the session.
     let empty = make_mask_source(staging)?;
 
-    for (op, clone) in ops.iter().zip(clones) {
-        apply_one(op, clone, &empty, staging)?;
+    for (op, pre) in ops.iter().zip(clones) {
+        match (op, pre) {
+            (MountOp::Overlay { dst, .. }, Pre::Overlay { lower, upper, work }) => {
+                let target = at(staging, dst);
+                // The workspace's mount point, as its bind would have made it (inside corral's
+                // own tmpfs; a read-only host bind refuses with EROFS, named).
+                if std::fs::symlink_metadata(&target).is_err() {
+                    mkdir_p(&target)?;
+                }
+                mount_overlay(&lower, &upper, &work, &target, dst)?;
+            }
+            (_, Pre::Tree(fd)) => apply_one(op, Some(fd), &empty, staging)?,
+            (_, _) => apply_one(op, None, &empty, staging)?,
+        }
     }
     Ok(())
+}
+
+/// What a mount step needs from the host before the new root covers anything.
+enum Pre {
+    /// Nothing.
+    Nothing,
+    /// A bind's source, cloned.
+    Tree(OwnedFd),
+    /// An overlay's layers.
+    Overlay {
+        lower: OwnedFd,
+        upper: OwnedFd,
+        work: OwnedFd,
+    },
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, MountError> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err_rx(format!("open({path:?}, O_PATH|O_DIRECTORY)")))
+}
+
+/// Mounts an overlay with the new mount API, the layers given as descriptors (their paths may be
+/// covered by the new root by now): `lowerdir+`, `upperdir`, `workdir`, `userxattr` (unprivileged
+/// overlayfs keeps its whiteout and opaque marks in `user.` xattrs).
+fn mount_overlay(
+    lower: &OwnedFd,
+    upper: &OwnedFd,
+    work: &OwnedFd,
+    target: &Path,
+    dst: &Path,
+) -> Result<(), MountError> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+        MountAttrFlags,
+    };
+    let what = |op: &str| format!("{op} (overlay for {dst:?})");
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(err_rx(what("fsopen(\"overlay\")")))?;
+    fsconfig_set_fd(&fs, "lowerdir+", lower).map_err(err_rx(what("fsconfig(lowerdir+)")))?;
+    fsconfig_set_fd(&fs, "upperdir", upper).map_err(err_rx(what("fsconfig(upperdir)")))?;
+    fsconfig_set_fd(&fs, "workdir", work).map_err(err_rx(what("fsconfig(workdir)")))?;
+    fsconfig_set_flag(&fs, "userxattr").map_err(err_rx(what("fsconfig(userxattr)")))?;
+    fsconfig_create(&fs).map_err(err_rx(what("fsconfig(FSCONFIG_CMD_CREATE)")))?;
+    let mnt = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )
+    .map_err(err_rx(what("fsmount")))?;
+    attach(&mnt, target, Path::new("(overlay)"), dst)
 }
 
 /// Path, inside the sandbox, of the empty read-only file every file mask is a bind of.
@@ -290,6 +365,9 @@ fn apply_one(
             }
             Ok(())
         }
+        MountOp::Overlay { dst, .. } => Err(err(format!("overlay {dst:?} without its layers"))(
+            io::Error::from_raw_os_error(libc::EINVAL),
+        )),
         MountOp::ReadOnly { dst } => {
             let target = at(staging, dst);
             ll::mount_setattr(CWD, &cstr(&target), 0, MOUNT_ATTR_RDONLY, 0)

@@ -87,6 +87,16 @@ enum Command {
     /// Put back agent state from a `corral backup` archive; local state with newer files is not
     /// replaced without --force.
     Restore(crate::cmd_backup::RestoreArgs),
+    /// List the review-mode sessions kept for review: project, age, running or ended, and what
+    /// they changed.
+    Sessions(crate::cmd_review::SessionsArgs),
+    /// Show what a review-mode session changed in its project (exec triggers first, marked).
+    Diff(crate::cmd_review::DiffArgs),
+    /// Write a review-mode session's changes into its project (exec triggers only when named or
+    /// with --include-triggers, after confirmation); nothing on a conflict without --force.
+    Apply(crate::cmd_review::ApplyArgs),
+    /// Throw away a review-mode session's changes.
+    Discard(crate::cmd_review::DiscardArgs),
 }
 
 /// Flags of `corral run`.
@@ -123,6 +133,10 @@ pub struct RunArgs {
     /// or host (no isolation).
     #[arg(long, value_name = "MODE", value_parser = ["none", "proxy", "host"])]
     pub network: Option<String>,
+    /// Review mode (sandbox.review): the agent works on a copy-on-write view of the project; its
+    /// changes land only when you apply them (`corral diff`, `corral apply`, `corral discard`).
+    #[arg(long)]
+    pub review: bool,
     /// A host the proxy may reach (network.allow; repeatable): example.com, *.example.com,
     /// example.com:8443.
     #[arg(long = "allow-host", value_name = "HOST")]
@@ -236,5 +250,23 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Setup(args) => crate::cmd_setup::setup(&args),
         Command::Backup(args) => crate::cmd_backup::backup(&args),
         Command::Restore(args) => crate::cmd_backup::restore(&args),
+        Command::Sessions(args) => {
+            let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
+            crate::cmd_review::sessions(&home, &args)
+        }
+        Command::Diff(args) => {
+            let inv = crate::context::invocation(Vec::new(), false, Vec::new())?;
+            crate::cmd_review::diff(&inv.home, &inv.cwd, &args)
+        }
+        Command::Apply(args) => {
+            let inv = crate::context::invocation(Vec::new(), false, Vec::new())?;
+            let root = crate::run::sessions_root().ok();
+            crate::cmd_review::apply(&inv.home, &inv.cwd, root.as_deref(), &args, cli.yes)
+        }
+        Command::Discard(args) => {
+            let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
+            let root = crate::run::sessions_root().ok();
+            crate::cmd_review::discard(&home, root.as_deref(), &args)
+        }
     }
 }

@@ -278,6 +278,14 @@ const KEYS: &[KeyDoc] = &[
         project: true,
     },
     KeyDoc {
+        key: "sandbox.review",
+        about: "review mode: the agent works on a copy-on-write workspace; `corral diff` / `apply` / `discard`",
+        value: |p| Val::of(&p.review),
+        example: "true",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
         key: "sandbox.api_key_file",
         about: "a file (owner-only) holding the agent's API key, when corral's environment has none",
         value: |p| Val::of(&p.api_key_file),
@@ -1033,6 +1041,7 @@ sandbox.workspace = "git-root"   # not set by any layer: corral's fallback
 sandbox.allow_home_workspace = false   # not set by any layer: corral's fallback
 sandbox.audit_exec = true   # not set by any layer: corral's fallback
 sandbox.agent = <unset>   # not set by any layer: corral's fallback
+sandbox.review = false   # not set by any layer: corral's fallback
 sandbox.api_key_file = <unset>   # not set by any layer: corral's fallback
 sandbox.api_upstream = <unset>   # not set by any layer: corral's fallback
 filesystem.read_only = ["/opt", { path = "~/.x", optional = true }]   # from p.toml (project)

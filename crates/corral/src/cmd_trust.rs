@@ -323,7 +323,7 @@ fn show_widenings(out: &mut impl Write, home: &Path, f: &Reviewed) -> anyhow::Re
 /// `line` with control characters and bidirectional overrides escaped (`\u{1b}`), so the file
 /// cannot move the cursor, recolour, or reorder what the user reads ("Trojan Source",
 /// CVE-2021-42574). Tabs are kept.
-fn printable(line: &str) -> String {
+pub(crate) fn printable(line: &str) -> String {
     line.chars()
         .map(|c| {
             if c != '\t' && (c.is_control() || is_bidi_control(c)) {

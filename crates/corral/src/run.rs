@@ -134,9 +134,25 @@ fn launch_session(
             return Err(e);
         }
     };
+    let since = corral_sys::facts::file_clock_now();
+    // Review mode: the session's upper and work directories, kept after the session for
+    // `corral diff` / `apply` / `discard`; the workspace becomes an overlay over the project.
+    let review_dir = if plan.review {
+        match start_review(&plan, inv, workspace, &session.state.id, since) {
+            Ok(dir) => {
+                plan.enable_review(&dir.join("upper"), &dir.join("work"));
+                Some(dir)
+            }
+            Err(e) => {
+                session.finish();
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     log.save_plan(&plan);
     log.write(env_audit_event(&plan));
-    let since = corral_sys::facts::file_clock_now();
     let mut totals = Totals::default();
     let result = match session.create_placeholders(&plan.placeholders) {
         Ok(unneeded) => {
@@ -169,9 +185,16 @@ fn launch_session(
         }
         Err(e) => Err(anyhow::Error::from(e)),
     };
-    // What the session changed in the workspace (before the placeholders go: they are skipped).
-    let placeholders: Vec<std::path::PathBuf> = plan.placeholders.iter().map(|p| p.path.clone()).collect();
-    report_changes(workspace, since, &placeholders, &log);
+    // What the session changed in the workspace (before the placeholders go: they are skipped);
+    // in review mode, what waits for review (the project itself is untouched).
+    match &review_dir {
+        Some(dir) => report_review(dir, workspace, &session.state.id, &log),
+        None => {
+            let placeholders: Vec<std::path::PathBuf> =
+                plan.placeholders.iter().map(|p| p.path.clone()).collect();
+            report_changes(workspace, since, &placeholders, &log);
+        }
+    }
     // Placeholders and the session directory go on every path out, success or not.
     let session_id = session.state.id.clone();
     for note in session.finish() {
@@ -258,6 +281,83 @@ fn exit_report(id: &str, exit_code: i32, duration_ms: u64, t: &Totals) -> String
     s
 }
 
+/// Creates the session's review directory (`~/.local/state/corral/reviews/<id>/`).
+fn start_review(
+    plan: &plan::Plan,
+    inv: &plan::Invocation,
+    workspace: &Path,
+    id: &str,
+    since: std::time::SystemTime,
+) -> anyhow::Result<std::path::PathBuf> {
+    let at = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let started = at(since);
+    let meta = crate::review::ReviewMeta {
+        id: id.to_string(),
+        workspace: workspace.to_path_buf(),
+        profile: plan.profile.clone(),
+        started_unix_ms: u64::try_from(at(std::time::SystemTime::now()).as_millis()).unwrap_or(u64::MAX),
+        started_ctime: (
+            i64::try_from(started.as_secs()).unwrap_or(i64::MAX),
+            i64::from(started.subsec_nanos()),
+        ),
+        ended: false,
+    };
+    crate::review::create(&inv.home, &meta)
+}
+
+/// Review mode's end: the session is marked ended (its changes can be applied now), and what it
+/// changed is said and recorded, exec triggers first.
+fn report_review(dir: &Path, workspace: &Path, id: &str, log: &crate::auditlog::AuditLog) {
+    if let Err(e) = crate::review::mark_ended(dir) {
+        crate::say!("corral: warning: marking the review session ended: {e:#}");
+    }
+    let changes = match crate::review::changes(&dir.join("upper"), workspace) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::say!(
+                "corral: warning: reading the session's changes in {}: {e}",
+                dir.display()
+            );
+            return;
+        }
+    };
+    let short: String = id.chars().take(12).collect();
+    let triggers: Vec<String> = changes
+        .iter()
+        .filter(|c| c.trigger)
+        .map(|c| c.path.display().to_string())
+        .collect();
+    let others: Vec<String> = changes
+        .iter()
+        .filter(|c| !c.trigger)
+        .map(|c| c.path.display().to_string())
+        .collect();
+    if changes.is_empty() {
+        crate::ui::info(&format!(
+            "review: the session changed nothing (corral discard {short} to remove it)"
+        ));
+    } else {
+        crate::ui::info(&format!(
+            "review: {} change(s){} wait in {} — the project is untouched: corral diff {short} · corral apply {short} · corral discard {short}",
+            changes.len(),
+            if triggers.is_empty() {
+                String::new()
+            } else {
+                format!(", {} to files your tools run or obey ({})", triggers.len(), triggers.join(", "))
+            },
+            dir.display()
+        ));
+    }
+    let truncated = others.len() > corral_core::audit::FS_CHANGED_MAX;
+    let mut others = others;
+    others.truncate(corral_core::audit::FS_CHANGED_MAX);
+    log.write(Event::FsChanged {
+        exec_triggers: triggers,
+        others,
+        truncated,
+    });
+}
+
 /// Lists what the session changed in the workspace (exec triggers first) on stderr, when anything
 /// changed, and records it in the audit log.
 fn report_changes(
@@ -324,6 +424,7 @@ fn flag_layer(args: &RunArgs, allow_before: &[String]) -> Option<corral_core::pr
         && args.timeout.is_none()
         && args.network.is_none()
         && args.allow_host.is_empty()
+        && !args.review
     {
         return None;
     }
@@ -347,6 +448,10 @@ fn flag_layer(args: &RunArgs, allow_before: &[String]) -> Option<corral_core::pr
         cfg: ProfileCfg {
             limits: Some(limits),
             network: Some(network),
+            sandbox: args.review.then(|| corral_core::profile::SandboxCfg {
+                review: Some(true),
+                ..corral_core::profile::SandboxCfg::default()
+            }),
             ..ProfileCfg::default()
         },
     })
@@ -585,6 +690,7 @@ pub fn why(args: &crate::cli::WhyArgs) -> anyhow::Result<i32> {
                 timeout: None,
                 network: None,
                 allow_host: Vec::new(),
+                review: false,
                 agent_args: false,
                 command: Vec::new(),
             };
