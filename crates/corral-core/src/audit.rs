@@ -189,12 +189,22 @@ pub enum Event {
         /// Denied system calls, per call name.
         #[serde(default)]
         denied_syscalls: std::collections::BTreeMap<String, u64>,
+        /// Records not written because the log reached its size bound (counted here).
+        #[serde(default)]
+        records_dropped: u64,
+    },
+    /// The log reached its size bound: from here on only the session's end and its summaries are
+    /// written; everything else is counted in `session.end`'s `records_dropped`.
+    #[serde(rename = "log.full")]
+    LogFull {
+        /// The bound, in bytes.
+        limit_bytes: u64,
     },
 }
 
 /// The kinds of event (each name's part before the dot), for `corral logs --kind`.
 pub const KINDS: &[&str] = &[
-    "session", "env", "exec", "syscall", "fs", "net", "api", "dns", "limit",
+    "session", "env", "exec", "syscall", "fs", "net", "api", "dns", "limit", "log",
 ];
 
 impl Event {
@@ -214,6 +224,7 @@ impl Event {
             Event::SyscallDenied { .. } => "syscall.denied",
             Event::LimitHit { .. } => "limit.hit",
             Event::SessionEnd { .. } => "session.end",
+            Event::LogFull { .. } => "log.full",
         }
     }
 }
@@ -464,6 +475,7 @@ mod tests {
                 error: None,
                 execs: 0,
                 denied_syscalls: Default::default(),
+                records_dropped: 0,
             },
         );
         s
@@ -589,6 +601,7 @@ mod tests {
                 error: None,
                 execs: 0,
                 denied_syscalls: Default::default(),
+                records_dropped: 0,
             },
             Event::EnvAudit {
                 passed: vec![],

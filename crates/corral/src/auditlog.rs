@@ -32,7 +32,17 @@ struct Writer {
     file: File,
     chain: Chain,
     failed: bool,
+    /// Bytes written so far.
+    written: u64,
+    /// Records left out since the log reached [`LOG_MAX_BYTES`].
+    dropped: u64,
 }
+
+/// The most a session's log may hold. A session that fills it (a storm the rate caps do not
+/// catch, a very long run) keeps only its end and summaries from then on, and counts the rest.
+pub const LOG_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Kept free below the bound for the records every log must end with.
+const LOG_RESERVE_BYTES: u64 = 1024 * 1024;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -67,6 +77,8 @@ impl AuditLog {
                 file,
                 chain: Chain::default(),
                 failed: false,
+                written: 0,
+                dropped: 0,
             }),
         })
     }
@@ -90,13 +102,41 @@ impl AuditLog {
     /// Appends one record. A failed write is reported once and never stops the sandbox: the log
     /// then ends early, which `corral logs --verify` shows (no `session.end`).
     pub fn write(&self, event: Event) {
+        self.write_bounded(event, LOG_MAX_BYTES);
+    }
+
+    /// [`AuditLog::write`] with the size bound given (tests use a small one).
+    fn write_bounded(&self, mut event: Event, max: u64) {
         // A panic while holding the lock cannot leave a half-written line (one write per record):
         // go on with the chain as it is.
         let mut w = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The end and the summaries always go in (from the reserve); the rest only below the
+        // bound, then counted.
+        let essential = matches!(
+            event,
+            Event::SessionEnd { .. }
+                | Event::NetSummary { .. }
+                | Event::ExecSummary { .. }
+                | Event::LimitHit { .. }
+        );
+        if let Event::SessionEnd { records_dropped, .. } = &mut event {
+            *records_dropped = w.dropped;
+        }
+        if !essential && w.written >= max.saturating_sub(LOG_RESERVE_BYTES) {
+            if w.dropped == 0 {
+                let note = w.chain.line(now_ms(), Event::LogFull { limit_bytes: max });
+                if w.file.write_all(note.as_bytes()).is_ok() {
+                    w.written += note.len() as u64;
+                }
+            }
+            w.dropped += 1;
+            return;
+        }
         let line = w.chain.line(now_ms(), event);
+        w.written += line.len() as u64;
         if let Err(e) = w.file.write_all(line.as_bytes()) {
             if !w.failed {
                 crate::say!(
@@ -143,7 +183,7 @@ fn find(sessions: &Path, id: Option<&str>) -> anyhow::Result<PathBuf> {
 pub struct View {
     /// JSON lines as written.
     pub json: bool,
-    /// Only these kinds (`session`, `env`, `exec`, `syscall`, `fs`, `net`, `api`, `dns`, `limit`); empty: all.
+    /// Only these kinds (`session`, `env`, `exec`, `syscall`, `fs`, `net`, `api`, `dns`, `limit`, `log`); empty: all.
     pub kinds: Vec<String>,
     /// Keep printing until `session.end`.
     pub follow: bool,
@@ -273,6 +313,10 @@ fn summary(e: &Event) -> String {
             program,
             syscall,
         } => format!("denied {syscall} to {program} (pid {pid})"),
+        Event::LogFull { limit_bytes } => format!(
+            "the log reached {} MiB: from here on only the end and summaries are written, the rest counted",
+            limit_bytes / (1024 * 1024)
+        ),
         Event::NetDecision {
             proto,
             host,
@@ -364,6 +408,7 @@ fn summary(e: &Event) -> String {
             error,
             execs,
             denied_syscalls,
+            records_dropped,
         } => format!(
             "exit {exit_code} after {duration_ms} ms; {execs} program(s) run{}{}",
             if denied_syscalls.is_empty() {
@@ -378,7 +423,55 @@ fn summary(e: &Event) -> String {
                         .join(", ")
                 )
             },
-            error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+            if *records_dropped > 0 {
+                format!("; {records_dropped} record(s) not written (log full)")
+            } else {
+                String::new()
+            } + &error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
         ),
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_full_log_keeps_its_end_counts_the_rest_and_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::create(dir.path(), "s1").unwrap();
+        let max = LOG_RESERVE_BYTES + 64 * 1024;
+        let exec = || Event::Exec {
+            pid: 7,
+            ppid: 1,
+            path: "/bin/true".into(),
+            argv: vec!["true".into(); 20],
+        };
+        for _ in 0..2000 {
+            log.write_bounded(exec(), max);
+        }
+        log.write_bounded(
+            Event::SessionEnd {
+                exit_code: 0,
+                duration_ms: 1,
+                error: None,
+                execs: 2000,
+                denied_syscalls: Default::default(),
+                records_dropped: 0,
+            },
+            max,
+        );
+        let text = std::fs::read_to_string(dir.path().join("s1/audit.jsonl")).unwrap();
+        assert!(text.len() as u64 <= max, "{} bytes", text.len());
+        let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let full: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "log.full").collect();
+        assert_eq!(full.len(), 1);
+        let written = events.iter().filter(|e| e["event"] == "exec").count() as u64;
+        let end = events.last().unwrap();
+        assert_eq!(end["event"], "session.end");
+        assert_eq!(end["records_dropped"].as_u64().unwrap() + written, 2000);
+        assert!(written > 0 && written < 2000);
+        assert_eq!(audit::verify(&text).unwrap().records, events.len());
     }
 }

@@ -175,7 +175,7 @@ pub struct LogsArgs {
     #[arg(long, conflicts_with = "follow")]
     pub verify: bool,
     /// Only these kinds of event: the part of the name before the dot (`session`, `env`, `exec`, `syscall`,
-    /// `fs`, `net`, `api`, `dns`, `limit`), comma-separated.
+    /// `fs`, `net`, `api`, `dns`, `limit`, `log`), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,
     /// Keep printing new records until the session ends.

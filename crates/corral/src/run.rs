@@ -210,6 +210,7 @@ fn launch_session(
                 error: Some(format!("{e:#}")),
                 execs: totals.execs,
                 denied_syscalls: totals.denied.clone(),
+                records_dropped: 0,
             });
             return Err(e);
         }
@@ -235,6 +236,7 @@ fn launch_session(
         error: outcome.error.clone(),
         execs: totals.execs,
         denied_syscalls: totals.denied,
+        records_dropped: 0,
     });
     Ok(outcome.exit_code)
 }

@@ -327,6 +327,6 @@ fn logs_refuses_an_unknown_kind_naming_the_kinds() {
     let o = run_unchanged(&fx, &fx.ws, &["logs", "--kind", "exec,proc"]);
     assert_refused(
         &o,
-        &["--kind \"proc\": not a kind of event (kinds: session, env, exec, syscall, fs, net, api, dns, limit)"],
+        &["--kind \"proc\": not a kind of event (kinds: session, env, exec, syscall, fs, net, api, dns, limit, log)"],
     );
 }
