@@ -180,11 +180,17 @@ pub fn ensure_state(profile: &Profile, inv: &Invocation, workspace: &Path) -> an
 /// Merged into its state file, everything else kept; written beside and renamed over.
 fn seed_claude_state(config: &Path, workspace: &Path) -> anyhow::Result<()> {
     let path = config.join(".claude.json");
-    let mut state: serde_json::Value = match std::fs::read_to_string(&path) {
+    // The agent writes this directory from inside: it may have made the file a symlink to a host
+    // file (a JSON secret), which a read here would follow and the write below would copy into
+    // the sandbox's view. Never follow one: O_NOFOLLOW, and a regular file only.
+    let mut state: serde_json::Value = match read_no_follow(&path) {
         Ok(text) => serde_json::from_str(&text)
             .with_context(|| format!("{}: not JSON (move it aside to start afresh)", path.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("reading {} (a symlink or not a regular file?)", path.display()))
+        }
     };
     let Some(obj) = state.as_object_mut() else {
         anyhow::bail!("{}: not a JSON object", path.display());
@@ -201,6 +207,39 @@ fn seed_claude_state(config: &Path, workspace: &Path) -> anyhow::Result<()> {
     }
     write_private(&path, state.to_string().as_bytes())
 }
+
+/// A regular file's text, refusing a symlink at `path` (ELOOP) or anything but a regular file.
+fn read_no_follow(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: a FIFO planted there must not hang the launch (no effect on a regular file).
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(open_flags(
+            rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK,
+        ))
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > STATE_FILE_MAX {
+        return Err(std::io::Error::other(format!(
+            "larger than {STATE_FILE_MAX} bytes"
+        )));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Open flags for `custom_flags`, from rustix (no libc dependency in the binary).
+fn open_flags(flags: rustix::fs::OFlags) -> i32 {
+    i32::try_from(flags.bits()).unwrap_or(0)
+}
+
+/// The largest agent state file corral reads on the host (it is written from inside).
+const STATE_FILE_MAX: u64 = 64 * 1024 * 1024;
 
 /// Writes `bytes` to `path` (mode 600): beside it first, then renamed over, so a reader never sees
 /// half a file and a crash leaves the old one.

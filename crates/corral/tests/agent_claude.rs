@@ -457,3 +457,53 @@ fn a_key_file_readable_by_others_is_refused_before_launch() {
     );
     assert!(!fx.ws.join("ran").exists());
 }
+
+#[test]
+fn a_symlink_planted_in_the_agent_state_is_not_followed_on_the_host() {
+    // The agent can write its own state directory from inside; a `.claude.json` turned into a
+    // symlink to a host JSON secret must not be read (and copied back into the sandbox's view)
+    // by the next launch.
+    if !userns_available() {
+        return skip("cannot start a sandbox here");
+    }
+    let fx = Fixture::new();
+    let secret = fx.home_file(
+        ".docker/config.json",
+        "{\"auths\": {\"x\": \"SECRET-DOCKER-AUTH\"}}\n",
+    );
+    fx.chown();
+    // A first launch makes the state directory.
+    let o = fx
+        .corral()
+        .env("ANTHROPIC_API_KEY", REAL_KEY)
+        .args(["run", "--profile", "claude", "--yes", "--", "true"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let projects = fx.home.join(".local/share/corral/projects");
+    let state = std::fs::read_dir(&projects)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let claude_json = state.join("claude/.claude.json");
+    std::fs::remove_file(&claude_json).unwrap();
+    std::os::unix::fs::symlink(&secret, &claude_json).unwrap();
+    let o = fx
+        .corral()
+        .env("ANTHROPIC_API_KEY", REAL_KEY)
+        .args(["run", "--profile", "claude", "--yes", "--", "true"])
+        .output()
+        .unwrap();
+    assert_code(&o, 125);
+    assert!(stderr(&o).contains(".claude.json"), "{}", stderr(&o));
+    assert_eq!(
+        files_containing(&state, "SECRET-DOCKER-AUTH"),
+        Vec::<PathBuf>::new()
+    );
+    assert!(std::fs::symlink_metadata(&claude_json)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
