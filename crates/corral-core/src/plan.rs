@@ -1103,9 +1103,23 @@ fn add_agent(plan: &mut Plan, profile: &Profile, inv: &Invocation) {
     let Some(spec) = crate::agents::spec(name) else {
         return;
     };
+    // With the host's network shared, the gateway's loopback port would be the host's: anything
+    // listening there would get every request (and could answer as the model). No gateway then:
+    // the client holds its own credential, as without a key on the host.
+    let mut input = input.clone();
+    if plan.network.mode == NetworkMode::Host
+        && input.credential != crate::agents::CredentialKind::InsideClient
+    {
+        input.credential = crate::agents::CredentialKind::InsideClient;
+        input.credential_source = None;
+        plan.warnings.push(format!(
+            "network.mode = \"host\": corral's API gateway is not used (its loopback port would be shared with this machine); {} gets no API key from corral",
+            spec.name
+        ));
+    }
     let outside = input.credential != crate::agents::CredentialKind::InsideClient;
     let sandbox_md = crate::sandbox_md::render(plan, spec, outside);
-    let add = crate::agents::plan_agent(spec, input, &inv.home, &plan.workspace, inv.uid, sandbox_md);
+    let add = crate::agents::plan_agent(spec, &input, &inv.home, &plan.workspace, inv.uid, sandbox_md);
     // Before the root goes read-only (the last step).
     let at = plan
         .mounts

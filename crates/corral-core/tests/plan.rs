@@ -568,3 +568,21 @@ fn host_mode_is_best_effort_netns_with_a_warning_and_no_connect_rules() {
     assert!(!plan.env.iter().any(|v| v.name == "HTTP_PROXY"));
     assert!(!plan.mounts.iter().any(|m| matches!(m, MountOp::File { .. })));
 }
+
+#[test]
+fn host_mode_never_points_an_agent_at_the_gateway() {
+    // The gateway's 127.0.0.1 port would be the host's in host mode.
+    let claude = ProfileLayer::parse("builtin:claude", profile::builtin("claude").unwrap()).unwrap();
+    let over = ProfileLayer::parse("t.toml", "[network]\nmode = \"host\"\n").unwrap();
+    let p = profile::resolve("claude", &[default_layer(), claude, over]).unwrap();
+    let mut inv = inv();
+    inv.agent = Some(agent_input(corral_core::agents::spec("claude").unwrap()));
+    let plan = plan::build(&p, &inv, Path::new(WS), &facts()).unwrap();
+    assert_eq!(plan.network.gateway, None);
+    assert!(!plan.env.iter().any(|v| v.name == "ANTHROPIC_BASE_URL"));
+    assert!(
+        plan.warnings.iter().any(|w| w.contains("gateway is not used")),
+        "{:?}",
+        plan.warnings
+    );
+}

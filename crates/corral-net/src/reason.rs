@@ -32,7 +32,7 @@ pub enum Reason {
     SniMismatch,
     /// The TLS ClientHello in a tunnel to a named host carries no server name.
     SniMissing,
-    /// A tunnel to port 443 whose first bytes are not a TLS ClientHello.
+    /// A tunnel to port 80 or 443 whose first bytes are not a TLS ClientHello.
     NotTls,
     /// The `Host` header of a plain HTTP request names another host than its target.
     HostMismatch,
@@ -105,7 +105,7 @@ impl Reason {
             Reason::ConnectFailed => "no address of the host accepted the connection",
             Reason::SniMismatch => "the TLS ClientHello names another server than the one asked for (domain fronting)",
             Reason::SniMissing => "the TLS ClientHello names no server",
-            Reason::NotTls => "a tunnel to port 443 must carry TLS",
+            Reason::NotTls => "a tunnel to port 80 or 443 must carry TLS (send http:// URLs as plain proxy requests)",
             Reason::HostMismatch => "the Host header names another host than the request's URL",
             Reason::BadRequest => "the request is malformed, too large or too slow",
             Reason::Unsupported => "the proxy does not carry this kind of request",

@@ -7,7 +7,7 @@
 //! The server-name check never delays the host's side: bytes from the host flow to the sandbox at
 //! once (protocols where the server speaks first, e.g. SSH, work), while the sandbox's first bytes
 //! are held until they are known to be a TLS ClientHello naming the host asked for, or known not
-//! to be TLS (refused on port 443).
+//! to be TLS (refused on ports 80 and 443: see [`plain_tunnel_allowed`]).
 
 use crate::policy::AddrCheck;
 use crate::proxy::Shared;
@@ -146,7 +146,7 @@ async fn gate<R: AsyncRead + Unpin>(
     let deadline = tokio::time::Instant::now() + s.cfg.head_timeout;
     loop {
         match client_hello_sni(&buf) {
-            Ok(Hello::NotTls) if port == 443 => {
+            Ok(Hello::NotTls) if !plain_tunnel_allowed(port) => {
                 return Err(End::Refused((
                     Reason::NotTls,
                     "the first bytes are not a TLS handshake".into(),
@@ -179,6 +179,15 @@ async fn gate<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// Whether a tunnel to `port` may carry something other than TLS. Not on the web ports: a plain
+/// HTTP request in a tunnel to an allowed CDN host could name another site in its `Host` header
+/// (domain fronting without TLS), which the proxy checks only on the plain-HTTP path; clients
+/// send `http://` URLs as plain requests anyway. Other ports (SSH, databases) carry their own
+/// protocols, and a port is allowed only when a rule names it.
+pub(crate) fn plain_tunnel_allowed(port: u16) -> bool {
+    !matches!(port, 80 | 443)
 }
 
 /// The server name in a ClientHello against the host the tunnel was opened to.
@@ -413,6 +422,14 @@ mod tests {
             reason(check_sni(&name("example.com"), Some("exa\0mple.com"))),
             Some(Reason::SniMismatch)
         );
+    }
+
+    #[test]
+    fn tunnels_to_the_web_ports_must_carry_tls() {
+        assert!(!plain_tunnel_allowed(80));
+        assert!(!plain_tunnel_allowed(443));
+        assert!(plain_tunnel_allowed(22));
+        assert!(plain_tunnel_allowed(5432));
     }
 
     #[test]
