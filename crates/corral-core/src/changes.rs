@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 /// Exec-trigger patterns, matched against the workspace-relative path: an exact path, a
 /// directory prefix (ending in `/`), or a file name anywhere (starting with `*/`).
 const TRIGGERS: &[&str] = &[
+    // The `.git` entry itself (a `.git` file redirects git elsewhere; a replaced directory).
+    ".git",
     ".git/hooks/",
     ".git/config",
     ".git/config.worktree",
@@ -50,11 +52,36 @@ const TRIGGERS: &[&str] = &[
     "*/.profile",
     "*/.zshrc",
     "*/.zprofile",
+    // Anywhere, not only at the root: a nested `.envrc` is loaded by direnv in that directory.
+    "*/.envrc",
+    // Toolchain and package-manager configs that name programs to run.
+    ".cargo/config",
+    ".cargo/config.toml",
+    "*/rust-toolchain",
+    "*/rust-toolchain.toml",
+    "*/.yarnrc.yml",
+    "*/.npmrc",
+    "*/.tool-versions",
+    "*/.mise.toml",
 ];
+
+/// True when `rel` is inside a git repository's own directory at any depth, or is a `.git` entry
+/// (a nested repository's config, hooks or `gitdir:` file runs programs the next time git or an
+/// editor looks there).
+fn in_git_dir(rel: &Path) -> bool {
+    rel.components().any(|c| c.as_os_str() == ".git")
+}
 
 /// True when `rel` (relative to the workspace) is a file the user's tools may execute or obey.
 pub fn is_exec_trigger(rel: &Path) -> bool {
+    // The workspace's own `.git` is protected inside (read-only config and hooks); what the
+    // agent commits there (objects, refs, index) is ordinary data. Any other `.git` — a nested
+    // repository the agent made — is a trigger as a whole.
+    let nested_git = in_git_dir(rel) && !rel.starts_with(".git");
     let s = rel.to_string_lossy();
+    if nested_git {
+        return true;
+    }
     let name = rel.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     TRIGGERS.iter().any(|t| {
         if let Some(file) = t.strip_prefix("*/") {
@@ -123,5 +150,37 @@ mod tests {
                 vec![PathBuf::from("b.txt"), PathBuf::from("src/a.rs")]
             )
         );
+    }
+}
+
+#[cfg(test)]
+mod nested_tests {
+    use super::*;
+
+    #[test]
+    fn nested_repositories_and_tool_configs_are_triggers() {
+        for p in [
+            "sub/.git/config",
+            "vendor/x/.git/hooks/pre-commit",
+            "vendor/x/.git/HEAD",
+            "sub/.git",
+            ".git",
+            "sub/.envrc",
+            ".cargo/config.toml",
+            "rust-toolchain.toml",
+            "web/.yarnrc.yml",
+            ".npmrc",
+        ] {
+            assert!(is_exec_trigger(Path::new(p)), "{p}");
+        }
+        for p in [
+            ".git/objects/ab/cdef",
+            ".git/refs/heads/main",
+            ".git/index",
+            "src/git.rs",
+            "docs/.gitkeep",
+        ] {
+            assert!(!is_exec_trigger(Path::new(p)), "{p}");
+        }
     }
 }

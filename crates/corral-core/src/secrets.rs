@@ -33,6 +33,8 @@ pub const SECRET_PATHS: &[&str] = &[
     "~/.claude.json",                       // Claude Code's state (may hold an OAuth account)
     "~/.claude/.credentials.json",          // Claude Code's credentials
     "~/.codex/auth.json",                   // Codex CLI credentials
+    "~/.local/share/corral",                // corral's own: `corral login` keys, every project's agent state
+    "~/.local/state/corral",                // corral's own: audit logs, review layers
     "~/.config/op",                         // 1Password CLI
     "~/.mozilla",                           // Firefox profiles: cookies, saved passwords
     "~/.config/google-chrome",              // Chrome profile

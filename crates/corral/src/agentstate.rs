@@ -66,18 +66,20 @@ pub const LAYOUTS: &[AgentLayout] = &[
         shared_files: &[("CLAUDE.md", ""), ("history.jsonl", "")],
         shared_dirs: &["skills", "plugins"],
     },
+    // The others: their policy files (read-only inside) and shared instructions, as
+    // `corral_core::agents::AGENTS` binds them; a test keeps the two tables in step.
     AgentLayout {
         agent: "codex",
-        project_files: &[],
+        project_files: &[("config.toml", "")],
         project_dirs: &[],
-        shared_files: &[],
+        shared_files: &[("AGENTS.md", "")],
         shared_dirs: &[],
     },
     AgentLayout {
         agent: "gemini",
-        project_files: &[],
+        project_files: &[("settings.json", "{}")],
         project_dirs: &[],
-        shared_files: &[],
+        shared_files: &[("GEMINI.md", "")],
         shared_dirs: &[],
     },
     AgentLayout {
@@ -89,7 +91,7 @@ pub const LAYOUTS: &[AgentLayout] = &[
     },
     AgentLayout {
         agent: "opencode",
-        project_files: &[],
+        project_files: &[("opencode.json", "{}")],
         project_dirs: &[],
         shared_files: &[],
         shared_dirs: &[],
@@ -129,11 +131,42 @@ pub fn project_root(workspace: &Path) -> PathBuf {
     if let Some(common) = git_common_dir(workspace) {
         if common.file_name() == Some(OsStr::new(".git")) {
             if let Some(top) = common.parent() {
-                return canonical(top);
+                let top = canonical(top);
+                // Another repository's state only for a real worktree of it: a `.git` *file* can
+                // name any repository (`gitdir: /home/u/secret/.git`), and an untrusted checkout
+                // must not get that project's agent state. git records each worktree's `.git`
+                // file in `<common>/worktrees/<name>/gitdir`: it must point back here.
+                // (A directory inside the repository itself is that repository.)
+                if canonical(workspace).starts_with(&top) || is_worktree_of(workspace, &common) {
+                    return top;
+                }
             }
         }
     }
     canonical(workspace)
+}
+
+/// Whether `workspace` is in one of the worktrees git recorded for the repository at `common`
+/// (its nearest `.git` entry, walking up, is one git wrote a back-link for).
+fn is_worktree_of(workspace: &Path, common: &Path) -> bool {
+    let Some(dot_git) = workspace
+        .ancestors()
+        .map(|d| d.join(".git"))
+        .find(|g| fs::symlink_metadata(g).is_ok())
+        .and_then(|g| fs::canonicalize(g).ok())
+    else {
+        return false;
+    };
+    let Ok(entries) = fs::read_dir(common.join("worktrees")) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        fs::read_to_string(e.path().join("gitdir"))
+            .ok()
+            .map(|t| PathBuf::from(t.trim_end_matches('\n')))
+            .and_then(|p| fs::canonicalize(p).ok())
+            .is_some_and(|p| p == dot_git)
+    })
 }
 
 /// `git -C <workspace> rev-parse --path-format=absolute --git-common-dir`, with a cleared
@@ -431,7 +464,11 @@ pub fn gc_in(data: &Path, now: SystemTime) -> Vec<String> {
         }
         let what = match read_project_root(&path) {
             Ok(Some(root)) => match root.symlink_metadata() {
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                // Gone, while the directory that held it is still there: the project was removed.
+                // A missing parent may be an unmounted drive or share: keep the state then.
+                Err(err)
+                    if err.kind() == io::ErrorKind::NotFound && root.parent().is_some_and(|p| p.is_dir()) =>
+                {
                     format!("the agent state of {}", root.display())
                 }
                 // It exists, or cannot be told (EACCES, an unmounted parent's stale handle): keep.
@@ -719,5 +756,48 @@ mod tests {
         );
         assert!(live_st.dir.is_dir());
         assert_eq!(gc_in(&data, later), Vec::<String>::new());
+    }
+
+    #[test]
+    fn layouts_create_everything_the_plan_binds() {
+        use corral_core::plan::FileKind;
+        for spec in corral_core::agents::AGENTS {
+            let l = layout(spec.name).unwrap();
+            for (p, kind) in spec.policy {
+                let made = match kind {
+                    FileKind::Dir => l.project_dirs.contains(p),
+                    _ => l.project_files.iter().any(|(f, _)| f == p),
+                };
+                assert!(made, "{}: policy {p} is bound but not created", spec.name);
+            }
+            for sh in spec.shared {
+                let made = match sh.kind {
+                    FileKind::Dir => l.shared_dirs.contains(&sh.path),
+                    _ => l.shared_files.iter().any(|(f, _)| *f == sh.path),
+                };
+                assert!(made, "{}: shared {} is bound but not created", spec.name, sh.path);
+            }
+        }
+    }
+
+    #[test]
+    fn a_git_file_naming_another_repository_does_not_get_its_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let secret = tmp.path().join("secret");
+        std::fs::create_dir_all(&secret).unwrap();
+        let ok = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&secret)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let evil = tmp.path().join("evil");
+        std::fs::create_dir_all(&evil).unwrap();
+        std::fs::write(
+            evil.join(".git"),
+            format!("gitdir: {}\n", secret.join(".git").display()),
+        )
+        .unwrap();
+        assert_eq!(project_root(&evil), std::fs::canonicalize(&evil).unwrap());
     }
 }

@@ -1961,9 +1961,11 @@ mod tests {
         assert_eq!(
             (report.applied, report.skipped_triggers),
             (
-                vec![PathBuf::from(".git"), PathBuf::from("a.txt")],
+                // A `.git` the project did not have is a trigger as a whole (a new repository).
+                vec![PathBuf::from("a.txt")],
                 vec![
                     PathBuf::from(".envrc"),
+                    PathBuf::from(".git"),
                     PathBuf::from(".git/hooks"),
                     PathBuf::from(".git/hooks/post-merge")
                 ]
@@ -1984,7 +1986,8 @@ mod tests {
                     .collect::<Vec<_>>()
             )
             .len(),
-            2
+            // .git/hooks, its file, and .git itself (a new repository, needed by them).
+            3
         );
         let report = lab.apply(&changes, &named);
         assert_eq!(
