@@ -26,13 +26,6 @@ enum Command {
     /// Claude Code with --dangerously-skip-permissions in the `claude` profile (arguments after
     /// `--` go to claude). Also what plain `corral` runs.
     Claude(RunArgs),
-    /// Inside a sandbox: one line of what is really enforced (for Claude Code's statusLine).
-    Statusline,
-    /// Keep an agent's API key (or Claude's OAuth token) for the gateway, outside every sandbox.
-    Login {
-        /// The agent (claude, codex, gemini, aider, opencode).
-        agent: String,
-    },
     /// OpenAI Codex CLI in the `codex` profile (arguments after `--` go to codex).
     Codex(RunArgs),
     /// Gemini CLI in the `gemini` profile (arguments after `--` go to gemini).
@@ -41,6 +34,13 @@ enum Command {
     Aider(RunArgs),
     /// opencode in the `opencode` profile (arguments after `--` go to opencode).
     Opencode(RunArgs),
+    /// Inside a sandbox: one line of what is really enforced (for Claude Code's statusLine).
+    Statusline,
+    /// Keep an agent's API key (or Claude's OAuth token) for the gateway, outside every sandbox.
+    Login {
+        /// The agent (claude, codex, gemini, aider, opencode).
+        agent: String,
+    },
     /// Say, layer by layer, what this machine can enforce, and why not where it cannot.
     Check(CheckArgs),
     /// Clean up after sessions that were killed: placeholders in workspaces, session directories;
