@@ -338,6 +338,9 @@ pub struct LimitsPlan {
     pub file_mb: Option<u64>,
     /// Open files per process.
     pub open_files: Option<u64>,
+    /// Review mode: most MiB of changes (the overlay's upper layer).
+    #[serde(default)]
+    pub review_mb: Option<u64>,
 }
 
 /// Bytes in a MiB.
@@ -1074,6 +1077,7 @@ pub fn build(
             tmp_mb: profile.tmp_mb,
             file_mb: profile.file_mb,
             open_files: profile.open_files,
+            review_mb: profile.review_mb,
         },
         network: NetworkPlan {
             mode: profile.network_mode,

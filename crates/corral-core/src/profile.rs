@@ -187,6 +187,9 @@ pub struct LimitsCfg {
     pub file_mb: Option<u64>,
     /// Most open files per process (RLIMIT_NOFILE).
     pub open_files: Option<u64>,
+    /// Review mode: most MiB the session's changes (the overlay's upper layer) may take; the
+    /// supervisor checks every few seconds and stops the session past it.
+    pub review_mb: Option<u64>,
     /// Address space per process in MiB (RLIMIT_AS). Opt-in: it breaks JITs and runtimes that
     /// reserve large address ranges (V8, the JVM, Go), so no shipped profile sets it.
     pub address_space_mb: Option<u64>,
@@ -267,6 +270,8 @@ pub struct Profile {
     pub file_mb: Option<u64>,
     /// Open files per process.
     pub open_files: Option<u64>,
+    /// Review mode: the changes' size cap, MiB.
+    pub review_mb: Option<u64>,
     /// Address space per process, MiB (opt-in).
     pub address_space_mb: Option<u64>,
     /// Level per layer.
@@ -542,6 +547,7 @@ pub fn resolve(name: &str, layers: &[ProfileLayer]) -> Result<Profile, ProfileEr
         tmp_mb: pick!(limits.tmp_mb).unwrap_or(crate::plan::DEFAULT_TMP_MB),
         file_mb: pick!(limits.file_mb),
         open_files: pick!(limits.open_files),
+        review_mb: pick!(limits.review_mb),
         address_space_mb: pick!(limits.address_space_mb),
         allow_shell: pick!(capabilities.allow_shell).unwrap_or(true),
         exec_allow: pick!(capabilities.exec).unwrap_or_default(),

@@ -200,6 +200,7 @@ pub fn widenings(before: &Profile, after: &Profile) -> Vec<Widening> {
         ("limits.wall_seconds", before.wall_seconds, after.wall_seconds),
         ("limits.file_mb", before.file_mb, after.file_mb),
         ("limits.open_files", before.open_files, after.open_files),
+        ("limits.review_mb", before.review_mb, after.review_mb),
         (
             "limits.address_space_mb",
             before.address_space_mb,

@@ -297,9 +297,13 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
             .wall_seconds
             .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s)),
         timed_out: false,
+        review_cap: review_cap(plan),
+        next_review_check: std::time::Instant::now() + REVIEW_CHECK_EVERY,
+        review_over: None,
     };
     let (status, msgs) = supervise(pid, &ctl, &mut ctx)?;
     let timed_out = ctx.timed_out;
+    let review_over = ctx.review_over;
     let events = cgroup.0.as_ref().map(|cg| cg.events()).unwrap_or_default();
     // What the command did just before it exited may not have been read yet.
     for line in watcher.handle(None) {
@@ -310,7 +314,14 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         layers: Vec::new(),
         error: None,
         pid: None,
-        limit_hit: limit_hit(plan, ll::exit_code_of(status), timed_out, &events),
+        limit_hit: match review_over {
+            Some(bytes) => Some(format!(
+                "the session was stopped: its changes for review reached {} MiB, past limits.review_mb ({} MiB); they are kept for review",
+                bytes / MIB,
+                plan.limits.review_mb.unwrap_or(0)
+            )),
+            None => limit_hit(plan, ll::exit_code_of(status), timed_out, &events),
+        },
     };
     let init_reported = msgs
         .iter()
@@ -592,6 +603,44 @@ struct Supervised<'a> {
     deadline: Option<std::time::Instant>,
     /// Set when the deadline passed and the sandbox was killed.
     timed_out: bool,
+    /// Review mode with `limits.review_mb`: the upper layer and its cap in bytes.
+    review_cap: Option<(std::path::PathBuf, u64)>,
+    /// When the upper layer's size is checked next.
+    next_review_check: std::time::Instant,
+    /// Set (to its size) when the upper layer passed its cap and the sandbox was killed.
+    review_over: Option<u64>,
+}
+
+/// How often the review layer's size is checked against `limits.review_mb`.
+const REVIEW_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The review layer and its cap, when the plan has both.
+fn review_cap(plan: &Plan) -> Option<(std::path::PathBuf, u64)> {
+    let mb = plan.limits.review_mb?;
+    plan.mounts.iter().find_map(|m| match m {
+        corral_core::plan::MountOp::Overlay { upper, .. } => Some((upper.clone(), mb.saturating_mul(MIB))),
+        _ => None,
+    })
+}
+
+/// Disk space taken by the tree at `dir` (allocated blocks; symlinks not followed).
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            total = total.saturating_add(m.blocks().saturating_mul(512));
+            if m.is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    total
 }
 
 impl Supervised<'_> {
@@ -645,8 +694,24 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
         if let Some(w) = &exec_watch {
             fds.push(PollFd::new(w, PollFlags::IN));
         }
-        // Wake at the wall-clock deadline, if there is one.
-        let timeout = ctx.deadline.map(|d| {
+        // The review layer's size, every few seconds (review mode with limits.review_mb).
+        if ctx.review_over.is_none() && std::time::Instant::now() >= ctx.next_review_check {
+            if let Some((upper, cap)) = &ctx.review_cap {
+                let used = tree_bytes(upper);
+                if used > *cap {
+                    ctx.review_over = Some(used);
+                    let _ = ll::kill(pid, libc::SIGKILL);
+                }
+            }
+            ctx.next_review_check = std::time::Instant::now() + REVIEW_CHECK_EVERY;
+        }
+        // Wake at the wall-clock deadline or the next review check, whichever comes first.
+        let review_wake = ctx.review_cap.as_ref().map(|_| ctx.next_review_check);
+        let wake = match (ctx.deadline, review_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = wake.map(|d| {
             let left = d.saturating_duration_since(std::time::Instant::now());
             rustix::event::Timespec {
                 tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),

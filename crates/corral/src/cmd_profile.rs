@@ -510,6 +510,14 @@ const KEYS: &[KeyDoc] = &[
         project: true,
     },
     KeyDoc {
+        key: "limits.review_mb",
+        about: "review mode: most MiB the session's changes may take (checked every 2 s; the session is stopped past it)",
+        value: |p| Val::of(&p.review_mb),
+        example: "2048",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
         key: "capabilities.allow_shell",
         about: "false: only the command itself and `exec` may be executed",
         value: |p| Val::of(&p.allow_shell),
@@ -983,6 +991,7 @@ expose_secrets = ["~/.ssh"]
                     "# cpu_seconds =",
                     "# wall_seconds =",
                     "# open_files =",
+                    "# review_mb =",
                     "# address_space_mb =",
                     "# max_egress_mb =",
                 ]
@@ -1069,6 +1078,7 @@ limits.tmp_mb = 2048   # not set by any layer: corral's fallback
 limits.file_mb = <unset>   # not set by any layer: corral's fallback
 limits.address_space_mb = <unset>   # not set by any layer: corral's fallback
 limits.open_files = <unset>   # not set by any layer: corral's fallback
+limits.review_mb = <unset>   # not set by any layer: corral's fallback
 layers.userns = "required"   # from builtin:x
 layers.landlock = "best_effort"   # from p.toml (project)
 capabilities.allow_shell = true   # not set by any layer: corral's fallback

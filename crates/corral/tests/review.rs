@@ -261,3 +261,29 @@ fn a_killed_session_can_still_be_reviewed_and_applied() {
         "saved\n"
     );
 }
+
+#[test]
+fn review_mb_stops_a_session_whose_changes_grow_past_it() {
+    if !userns_available() {
+        return skip("cannot start a sandbox here");
+    }
+    let fx = project();
+    fx.home_file(".config/corral/config.toml", "[limits]\nreview_mb = 1\n");
+    fx.chown();
+    let o = review_run(
+        &fx,
+        "head -c 4194304 /dev/zero > big.bin; echo written; sleep 20; echo not-stopped",
+    );
+    assert_code(&o, 137);
+    // Killed before its 20 s sleep ended: "not-stopped" never printed.
+    assert_eq!(stdout(&o), "written\n");
+    assert!(
+        stderr(&o).contains("its changes for review reached 4 MiB, past limits.review_mb (1 MiB)"),
+        "{}",
+        stderr(&o)
+    );
+    // The changes are kept for review; the project is untouched.
+    assert!(!fx.ws.join("big.bin").exists());
+    let stat = corral_ok(&fx, &["diff", "--stat"]);
+    assert!(stat.contains("big.bin"), "{stat}");
+}
