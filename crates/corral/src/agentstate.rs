@@ -18,7 +18,9 @@
 //! Limits: the checks run before the sandbox starts; a sandbox of the same project running at the
 //! same time could still swap an entry in between.
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+use corral_core::agents::{self, AgentSpec};
+use corral_core::plan::FileKind;
 use sha2::{Digest, Sha256};
 use std::ffi::OsStr;
 use std::fs;
@@ -39,73 +41,31 @@ pub const HALF_MADE_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// behind by a killed restore and older than [`HALF_MADE_AGE`]).
 pub const RESTORE_TMP_PREFIX: &str = ".restore-";
 
-/// What one agent keeps: files (name, initial content, written only when absent) and directories,
-/// in the per-project config dir and in the shared per-user dir.
-#[derive(Debug)]
-pub struct AgentLayout {
-    /// The agent's name, as in `projects/<key>/<agent>/` and `agents/<agent>/`.
-    pub agent: &'static str,
-    /// Files of `projects/<key>/<agent>/`.
-    pub project_files: &'static [(&'static str, &'static str)],
-    /// Directories of `projects/<key>/<agent>/` (must exist: some are bound read-only later).
-    pub project_dirs: &'static [&'static str],
-    /// Files of `agents/<agent>/`.
-    pub shared_files: &'static [(&'static str, &'static str)],
-    /// Directories of `agents/<agent>/`.
-    pub shared_dirs: &'static [&'static str],
+/// The agent's spec: its layout is what the plan binds (`corral_core::agents::AgentSpec`: policy
+/// files and directories in the per-project dir; shared parts and the user's instructions file in
+/// the per-user dir), so the two cannot drift apart.
+fn spec(agent: &str) -> anyhow::Result<&'static AgentSpec> {
+    agents::spec(agent).ok_or_else(|| {
+        let known: Vec<&str> = agents::AGENTS.iter().map(|a| a.name).collect();
+        anyhow!("unknown agent {agent:?} (known: {})", known.join(", "))
+    })
 }
 
-/// Every agent's layout. Claude Code: `settings*.json` start as `{}` (an empty file is not valid
-/// JSON to it); `hooks/`, `commands/`, `agents/` are made read-only inside the sandbox, so they
-/// must exist; the shared `CLAUDE.md` is the user's own instructions.
-pub const LAYOUTS: &[AgentLayout] = &[
-    AgentLayout {
-        agent: "claude",
-        project_files: &[("settings.json", "{}"), ("settings.local.json", "{}")],
-        project_dirs: &["hooks", "commands", "agents"],
-        shared_files: &[("CLAUDE.md", ""), ("history.jsonl", "")],
-        shared_dirs: &["skills", "plugins"],
-    },
-    // The others: their policy files (read-only inside) and shared instructions, as
-    // `corral_core::agents::AGENTS` binds them; a test keeps the two tables in step.
-    AgentLayout {
-        agent: "codex",
-        project_files: &[("config.toml", "")],
-        project_dirs: &[],
-        shared_files: &[("AGENTS.md", "")],
-        shared_dirs: &[],
-    },
-    AgentLayout {
-        agent: "gemini",
-        project_files: &[("settings.json", "{}")],
-        project_dirs: &[],
-        shared_files: &[("GEMINI.md", "")],
-        shared_dirs: &[],
-    },
-    AgentLayout {
-        agent: "aider",
-        project_files: &[],
-        project_dirs: &[],
-        shared_files: &[],
-        shared_dirs: &[],
-    },
-    AgentLayout {
-        agent: "opencode",
-        project_files: &[("opencode.json", "{}")],
-        project_dirs: &[],
-        shared_files: &[],
-        shared_dirs: &[],
-    },
-];
+/// A layout file's initial content, written only when absent: `{}` for JSON (an empty file is
+/// not valid JSON to the agents), empty otherwise (JSON lines, TOML, Markdown).
+fn initial_content(name: &str) -> &'static [u8] {
+    if name.ends_with(".json") {
+        b"{}"
+    } else {
+        b""
+    }
+}
 
-/// The layout of `agent`, or an error listing the known agents.
-pub fn layout(agent: &str) -> anyhow::Result<&'static AgentLayout> {
-    match LAYOUTS.iter().find(|l| l.agent == agent) {
-        Some(l) => Ok(l),
-        None => {
-            let known: Vec<&str> = LAYOUTS.iter().map(|l| l.agent).collect();
-            bail!("unknown agent {agent:?} (known: {})", known.join(", "))
-        }
+/// Creates `name` in `dir` as a directory or an (initially filled) file.
+fn ensure_entry(dir: &Path, name: &str, kind: FileKind) -> anyhow::Result<()> {
+    match kind {
+        FileKind::Dir => ensure_dir(&dir.join(name)),
+        FileKind::File | FileKind::Other => ensure_file(&dir.join(name), initial_content(name)).map(drop),
     }
 }
 
@@ -227,15 +187,13 @@ pub struct ProjectState {
 /// Creates (mode 0700) `projects/<key>/`, writes `project-root` (the root path + "\n") when absent,
 /// and the agent's layout under `projects/<key>/<agent>/`; returns it. Refuses (error naming both
 /// paths) if `project-root` exists and names another path (a key collision).
-// Called by the launch path when it binds the agent's config dir (not wired in yet).
-#[allow(dead_code)]
 pub fn ensure_project(home: &Path, root: &Path, agent: &str) -> anyhow::Result<ProjectState> {
     ensure_project_in(&data_dir(home), root, agent)
 }
 
 /// [`ensure_project`] in the data dir `data`.
 pub fn ensure_project_in(data: &Path, root: &Path, agent: &str) -> anyhow::Result<ProjectState> {
-    let layout = layout(agent)?;
+    let spec = spec(agent)?;
     if !root.is_absolute() {
         bail!("the project root {} is not an absolute path", root.display());
     }
@@ -263,11 +221,8 @@ pub fn ensure_project_in(data: &Path, root: &Path, agent: &str) -> anyhow::Resul
 
     let agent_dir = dir.join(agent);
     ensure_dir(&agent_dir)?;
-    for d in layout.project_dirs {
-        ensure_dir(&agent_dir.join(d))?;
-    }
-    for (name, content) in layout.project_files {
-        ensure_file(&agent_dir.join(name), content.as_bytes())?;
+    for (name, kind) in spec.policy {
+        ensure_entry(&agent_dir, name, *kind)?;
     }
     Ok(ProjectState {
         key,
@@ -278,24 +233,22 @@ pub fn ensure_project_in(data: &Path, root: &Path, agent: &str) -> anyhow::Resul
 
 /// `data_dir/agents/<agent>/`, the per-user part shared by every project (created 0700 with its
 /// layout).
-// Called by the launch path when it binds the agent's config dir (not wired in yet).
-#[allow(dead_code)]
 pub fn ensure_shared(home: &Path, agent: &str) -> anyhow::Result<PathBuf> {
     ensure_shared_in(&data_dir(home), agent)
 }
 
 /// [`ensure_shared`] in the data dir `data`.
 pub fn ensure_shared_in(data: &Path, agent: &str) -> anyhow::Result<PathBuf> {
-    let layout = layout(agent)?;
+    let spec = spec(agent)?;
     let agents = data.join("agents");
     create_dir_all_private(&agents)?;
     let dir = agents.join(agent);
     ensure_dir(&dir)?;
-    for d in layout.shared_dirs {
-        ensure_dir(&dir.join(d))?;
+    for sh in spec.shared {
+        ensure_entry(&dir, sh.path, sh.kind)?;
     }
-    for (name, content) in layout.shared_files {
-        ensure_file(&dir.join(name), content.as_bytes())?;
+    if let Some(name) = spec.instructions {
+        ensure_entry(&dir, name, FileKind::File)?;
     }
     Ok(dir)
 }
@@ -756,28 +709,6 @@ mod tests {
         );
         assert!(live_st.dir.is_dir());
         assert_eq!(gc_in(&data, later), Vec::<String>::new());
-    }
-
-    #[test]
-    fn layouts_create_everything_the_plan_binds() {
-        use corral_core::plan::FileKind;
-        for spec in corral_core::agents::AGENTS {
-            let l = layout(spec.name).unwrap();
-            for (p, kind) in spec.policy {
-                let made = match kind {
-                    FileKind::Dir => l.project_dirs.contains(p),
-                    _ => l.project_files.iter().any(|(f, _)| f == p),
-                };
-                assert!(made, "{}: policy {p} is bound but not created", spec.name);
-            }
-            for sh in spec.shared {
-                let made = match sh.kind {
-                    FileKind::Dir => l.shared_dirs.contains(&sh.path),
-                    _ => l.shared_files.iter().any(|(f, _)| *f == sh.path),
-                };
-                assert!(made, "{}: shared {} is bound but not created", spec.name, sh.path);
-            }
-        }
     }
 
     #[test]

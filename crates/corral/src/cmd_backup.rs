@@ -388,7 +388,7 @@ fn is_real_dir(p: &Path) -> bool {
     p.symlink_metadata().is_ok_and(|m| m.is_dir())
 }
 
-/// An agent directory name: what [`agentstate::LAYOUTS`] uses, and nothing that could be `.`,
+/// An agent directory name: what `corral_core::agents::AGENTS` names, and nothing that could be `.`,
 /// `..` or hidden.
 fn valid_agent_name(name: &OsStr) -> bool {
     let b = name.as_bytes();
