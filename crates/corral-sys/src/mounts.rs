@@ -164,7 +164,12 @@ fn mount_overlay(
         fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsmount, fsopen, FsMountFlags, FsOpenFlags,
         MountAttrFlags,
     };
-    let what = |op: &str| format!("{op} (overlay for {dst:?})");
+    // Every failure says what review mode needs (the fix), after the call that failed.
+    let what = |op: &str| {
+        format!(
+            "{op} (review overlay for {dst:?}; hint: review mode needs overlayfs in user namespaces (Linux ≥ 5.11, \"lowerdir+\" ≥ 6.8) and user xattrs on the filesystem of ~/.local/state; run without --review otherwise)"
+        )
+    };
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(err_rx(what("fsopen(\"overlay\")")))?;
     fsconfig_set_fd(&fs, "lowerdir+", lower).map_err(err_rx(what("fsconfig(lowerdir+)")))?;
     fsconfig_set_fd(&fs, "upperdir", upper).map_err(err_rx(what("fsconfig(upperdir)")))?;
