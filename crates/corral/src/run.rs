@@ -29,6 +29,7 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         profile,
         inv,
         workspace,
+        proxy,
     } = prepare(args)?;
 
     if args.dry_run {
@@ -47,12 +48,14 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         return Ok(EXIT_NOT_CONFIRMED);
     }
     crate::agent::ensure_state(&profile, &inv, &workspace)?;
-    launch_session(args, plan, &inv, &workspace)
+    launch_session(args, plan, proxy, &inv, &workspace)
 }
 
 /// A plan and what it was made from.
 struct Prepared {
     plan: plan::Plan,
+    /// The network runtime's configuration (proxy mode or an agent gateway).
+    proxy: Option<corral_net::proxy::Config>,
     profile: corral_core::profile::Profile,
     inv: plan::Invocation,
     workspace: std::path::PathBuf,
@@ -91,13 +94,15 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     }
     inv.agent = crate::agent::input(&profile, &inv, &workspace)?;
     let plan = plan::build(&profile, &inv, &workspace, &facts)?;
-    // The network policy must parse before anything happens (also for --dry-run).
-    crate::net::proxy_config(&plan)?;
+    // The network policy must parse before anything happens (also for --dry-run); the launch
+    // uses this one.
+    let proxy = crate::net::proxy_config(&plan)?;
     Ok(Prepared {
         plan,
         profile,
         inv,
         workspace,
+        proxy,
     })
 }
 
@@ -105,6 +110,7 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
 fn launch_session(
     args: &RunArgs,
     mut plan: plan::Plan,
+    proxy_config: Option<corral_net::proxy::Config>,
     inv: &plan::Invocation,
     workspace: &std::path::Path,
 ) -> anyhow::Result<i32> {
@@ -165,7 +171,7 @@ fn launch_session(
                 throttle: corral_core::audit::ExecThrottle::default(),
                 clock: std::time::Instant::now(),
                 totals: Totals::default(),
-                proxy_config: crate::net::proxy_config(&plan)?,
+                proxy_config,
                 gateway: crate::net::gateway_config(&plan)?.map(std::sync::Arc::new),
                 proxy: None,
             };
