@@ -208,6 +208,19 @@ pub const KINDS: &[&str] = &[
 ];
 
 impl Event {
+    /// `fs.changed` for these changes: the exec triggers all, the other files up to
+    /// [`FS_CHANGED_MAX`]; `truncated` when some were left out (or `more` says the list was
+    /// already incomplete).
+    pub fn fs_changed(exec_triggers: Vec<String>, mut others: Vec<String>, more: bool) -> Event {
+        let truncated = more || others.len() > FS_CHANGED_MAX;
+        others.truncate(FS_CHANGED_MAX);
+        Event::FsChanged {
+            exec_triggers,
+            others,
+            truncated,
+        }
+    }
+
     /// The stable event name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -550,6 +563,37 @@ mod tests {
                 records: 2,
                 ended: false
             })
+        );
+    }
+
+    #[test]
+    fn fs_changed_lists_every_trigger_and_at_most_so_many_others() {
+        let others: Vec<String> = (0..FS_CHANGED_MAX + 3).map(|i| format!("f{i}")).collect();
+        let Event::FsChanged {
+            exec_triggers,
+            others: listed,
+            truncated,
+        } = Event::fs_changed(vec![".envrc".into()], others, false)
+        else {
+            panic!("not fs.changed");
+        };
+        assert_eq!(exec_triggers, [".envrc"]);
+        assert_eq!((listed.len(), truncated), (FS_CHANGED_MAX, true));
+        assert_eq!(
+            Event::fs_changed(vec![], vec!["a".into()], false),
+            Event::FsChanged {
+                exec_triggers: vec![],
+                others: vec!["a".into()],
+                truncated: false
+            }
+        );
+        assert_eq!(
+            Event::fs_changed(vec![], vec![], true),
+            Event::FsChanged {
+                exec_triggers: vec![],
+                others: vec![],
+                truncated: true
+            }
         );
     }
 

@@ -356,14 +356,7 @@ fn report_review(dir: &Path, workspace: &Path, id: &str, log: &crate::auditlog::
             dir.display()
         ));
     }
-    let truncated = others.len() > corral_core::audit::FS_CHANGED_MAX;
-    let mut others = others;
-    others.truncate(corral_core::audit::FS_CHANGED_MAX);
-    log.write(Event::FsChanged {
-        exec_triggers: triggers,
-        others,
-        truncated,
-    });
+    log.write(Event::fs_changed(triggers, others, false));
 }
 
 /// Lists what the session changed in the workspace (exec triggers first) on stderr, when anything
@@ -380,9 +373,6 @@ fn report_changes(
     }
     let (triggers, others) = corral_core::changes::classify(&changed);
     let names = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
-    let mut others_listed = names(&others);
-    let truncated = walk_truncated || others_listed.len() > corral_core::audit::FS_CHANGED_MAX;
-    others_listed.truncate(corral_core::audit::FS_CHANGED_MAX);
     if !triggers.is_empty() {
         crate::say!(
             "corral: warning: the session changed files your own tools run or obey (review them before you use them): {}",
@@ -399,11 +389,11 @@ fn report_changes(
             ""
         }
     ));
-    log.write(Event::FsChanged {
-        exec_triggers: names(&triggers),
-        others: others_listed,
-        truncated,
-    });
+    log.write(Event::fs_changed(
+        names(&triggers),
+        names(&others),
+        walk_truncated,
+    ));
 }
 
 /// The environment as the audit log records it: names only.
