@@ -1040,34 +1040,7 @@ fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
 
 /// The symbolic name of an OS error (strace style), `errno N` for the rare ones.
 fn errno_name(error: &io::Error) -> String {
-    let Some(code) = error.raw_os_error() else {
-        return error.to_string();
-    };
-    let name = match code {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::E2BIG => "E2BIG",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::ENODEV => "ENODEV",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EISDIR => "EISDIR",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::EROFS => "EROFS",
-        libc::ERANGE => "ERANGE",
-        libc::ENOTEMPTY => "ENOTEMPTY",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        _ => return format!("errno {code}"),
-    };
-    name.to_string()
+    crate::ll::io_errno_name(error)
 }
 
 /// Creates and removes a throwaway session cgroup with a memory and a pids limit, as a launch

@@ -503,32 +503,7 @@ fn io_reason(error: &io::Error) -> String {
 
 /// The symbolic name of the errnos these syscalls return (strace style), `errno N` otherwise.
 fn errno_name(errno: i32) -> String {
-    const NAMES: &[(i32, &str)] = &[
-        (libc::EPERM, "EPERM"),
-        (libc::ENOENT, "ENOENT"),
-        (libc::EIO, "EIO"),
-        (libc::E2BIG, "E2BIG"),
-        (libc::EBADF, "EBADF"),
-        (libc::ENOMEM, "ENOMEM"),
-        (libc::EACCES, "EACCES"),
-        (libc::EFAULT, "EFAULT"),
-        (libc::ENOTDIR, "ENOTDIR"),
-        (libc::EINVAL, "EINVAL"),
-        (libc::ENFILE, "ENFILE"),
-        (libc::EMFILE, "EMFILE"),
-        (libc::ENAMETOOLONG, "ENAMETOOLONG"),
-        (libc::ENOSYS, "ENOSYS"),
-        (libc::ELOOP, "ELOOP"),
-        (libc::EOVERFLOW, "EOVERFLOW"),
-        (libc::EBADFD, "EBADFD"),
-        (libc::EOPNOTSUPP, "EOPNOTSUPP"),
-        (libc::EAFNOSUPPORT, "EAFNOSUPPORT"),
-        (libc::ECONNREFUSED, "ECONNREFUSED"),
-    ];
-    NAMES
-        .iter()
-        .find(|(number, _)| *number == errno)
-        .map_or_else(|| format!("errno {errno}"), |(_, name)| (*name).to_string())
+    crate::ll::errno_name(errno)
 }
 
 #[cfg(test)]

@@ -477,3 +477,63 @@ pub fn exit_code_of(status: i32) -> i32 {
         128
     }
 }
+
+/// The symbolic name of an errno (strace style: `ENOENT`), `errno N` for the rare ones. One table
+/// for every message corral writes.
+pub fn errno_name(code: i32) -> String {
+    const NAMES: &[(i32, &str)] = &[
+        (libc::EPERM, "EPERM"),
+        (libc::ENOENT, "ENOENT"),
+        (libc::ESRCH, "ESRCH"),
+        (libc::EINTR, "EINTR"),
+        (libc::EIO, "EIO"),
+        (libc::ENXIO, "ENXIO"),
+        (libc::E2BIG, "E2BIG"),
+        (libc::EBADF, "EBADF"),
+        (libc::ECHILD, "ECHILD"),
+        (libc::EAGAIN, "EAGAIN"),
+        (libc::ENOMEM, "ENOMEM"),
+        (libc::EACCES, "EACCES"),
+        (libc::EFAULT, "EFAULT"),
+        (libc::EBUSY, "EBUSY"),
+        (libc::EEXIST, "EEXIST"),
+        (libc::EXDEV, "EXDEV"),
+        (libc::ENODEV, "ENODEV"),
+        (libc::ENOTDIR, "ENOTDIR"),
+        (libc::EISDIR, "EISDIR"),
+        (libc::EINVAL, "EINVAL"),
+        (libc::ENFILE, "ENFILE"),
+        (libc::EMFILE, "EMFILE"),
+        (libc::ENOTTY, "ENOTTY"),
+        (libc::EFBIG, "EFBIG"),
+        (libc::ENOSPC, "ENOSPC"),
+        (libc::EROFS, "EROFS"),
+        (libc::ERANGE, "ERANGE"),
+        (libc::EDEADLK, "EDEADLK"),
+        (libc::ENAMETOOLONG, "ENAMETOOLONG"),
+        (libc::ENOSYS, "ENOSYS"),
+        (libc::ENOTEMPTY, "ENOTEMPTY"),
+        (libc::ELOOP, "ELOOP"),
+        (libc::EOVERFLOW, "EOVERFLOW"),
+        (libc::EBADFD, "EBADFD"),
+        (libc::EOPNOTSUPP, "EOPNOTSUPP"),
+        (libc::EUSERS, "EUSERS"),
+        (libc::EAFNOSUPPORT, "EAFNOSUPPORT"),
+        (libc::EADDRINUSE, "EADDRINUSE"),
+        (libc::EADDRNOTAVAIL, "EADDRNOTAVAIL"),
+        (libc::ENETUNREACH, "ENETUNREACH"),
+        (libc::ECONNRESET, "ECONNRESET"),
+        (libc::ETIMEDOUT, "ETIMEDOUT"),
+        (libc::ECONNREFUSED, "ECONNREFUSED"),
+        (libc::EHOSTUNREACH, "EHOSTUNREACH"),
+    ];
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == code)
+        .map_or_else(|| format!("errno {code}"), |(_, name)| (*name).to_string())
+}
+
+/// [`errno_name`] of an I/O error's errno, or its text when it has none.
+pub fn io_errno_name(error: &io::Error) -> String {
+    error.raw_os_error().map_or_else(|| error.to_string(), errno_name)
+}
