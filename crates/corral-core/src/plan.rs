@@ -1097,6 +1097,37 @@ pub fn build(
     Ok(plan)
 }
 
+/// Binds corral's own executable (`exe`, on the host) read-only at `~/.corral/bin/corral` inside,
+/// before the root goes read-only, unless an agent's plan already put it there. The home is
+/// corral's own tmpfs, so the mount point can be made. Used by `corral selftest`, whose attacker
+/// is corral itself.
+pub fn bind_corral_exe(plan: &mut Plan, exe: &Path, home: &Path) {
+    let dst = home.join(crate::agents::CORRAL_DIR).join("bin/corral");
+    let present = plan
+        .mounts
+        .iter()
+        .any(|m| matches!(m, MountOp::Bind { dst: d, .. } if *d == dst));
+    if present {
+        return;
+    }
+    let at = plan
+        .mounts
+        .iter()
+        .rposition(|m| matches!(m, MountOp::ReadOnly { dst } if dst == Path::new("/")))
+        .unwrap_or(plan.mounts.len());
+    plan.mounts.insert(
+        at,
+        MountOp::Bind {
+            src: exe.to_path_buf(),
+            dst,
+            access: Access::ReadOnly,
+            kind: FileKind::File,
+            create: true,
+            why: "corral selftest".into(),
+        },
+    );
+}
+
 /// The agent's part of the plan (`sandbox.agent` names a known agent and the binary found its
 /// state): its state and policy mounts, generated files (SANDBOX.md from the plan as it stands),
 /// its variables (set by corral: nothing overrides them), the gateway and its Landlock port.

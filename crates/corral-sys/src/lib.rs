@@ -1,6 +1,7 @@
 //! corral's Linux executor. Everything that talks to the kernel lives here, and only here may
 //! `unsafe` appear, each block under a `// SAFETY:` comment naming the invariant it relies on.
 
+pub mod attack;
 pub mod cgroup;
 pub mod execwatch;
 pub mod facts;

@@ -97,6 +97,16 @@ enum Command {
     Apply(crate::cmd_review::ApplyArgs),
     /// Throw away a review-mode session's changes.
     Discard(crate::cmd_review::DiscardArgs),
+    /// Attack a sandbox made from your profile, on this machine, with bait of its own (fake keys,
+    /// loopback services, a sentinel process): a matrix of what was blocked, by which layer, and
+    /// what escaped. Every attack is first run without the sandbox, to show it would notice.
+    Selftest(crate::selftest::SelftestArgs),
+    /// (Internal) The attacker of `corral selftest`: runs the attacks a brief lists.
+    #[command(name = "__selftest-probe", hide = true)]
+    SelftestProbe {
+        /// The brief (JSON) written by `corral selftest`.
+        brief: std::path::PathBuf,
+    },
 }
 
 /// Flags of `corral run`.
@@ -148,6 +158,10 @@ pub struct RunArgs {
     /// Set for the agent subcommands: `command` holds arguments appended to the profile's command.
     #[arg(skip)]
     pub agent_args: bool,
+    /// (For `corral selftest`.) Bind corral's own executable read-only at ~/.corral/bin/corral,
+    /// where the selftest's attacker runs from.
+    #[arg(long, hide = true)]
+    pub with_corral: bool,
 }
 
 /// Flags of `corral why`.
@@ -263,6 +277,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let root = crate::run::sessions_root().ok();
             crate::cmd_review::apply(&inv.home, &inv.cwd, root.as_deref(), &args, cli.yes)
         }
+        Command::Selftest(args) => crate::selftest::selftest(&args),
+        Command::SelftestProbe { brief } => crate::selftest::probe::run(&brief),
         Command::Discard(args) => {
             let home = crate::context::invocation(Vec::new(), false, Vec::new())?.home;
             let root = crate::run::sessions_root().ok();

@@ -17,6 +17,7 @@ mod context;
 mod net;
 mod review;
 mod run;
+mod selftest;
 mod sessionlog;
 mod trust;
 mod ui;

@@ -93,7 +93,13 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         }
     }
     inv.agent = crate::agent::input(&profile, &inv, &workspace)?;
-    let plan = plan::build(&profile, &inv, &workspace, &facts)?;
+    let mut plan = plan::build(&profile, &inv, &workspace, &facts)?;
+    if args.with_corral {
+        let exe = std::env::current_exe()
+            .and_then(std::fs::canonicalize)
+            .context("finding corral's own executable")?;
+        plan::bind_corral_exe(&mut plan, &exe, &inv.home);
+    }
     // The network policy must parse before anything happens (also for --dry-run); the launch
     // uses this one.
     let proxy = crate::net::proxy_config(&plan)?;
@@ -691,6 +697,7 @@ pub fn why(args: &crate::cli::WhyArgs) -> anyhow::Result<i32> {
                 review: false,
                 agent_args: false,
                 command: Vec::new(),
+                with_corral: false,
             };
             let p = prepare(&run_args)?;
             (p.plan, p.inv.home)

@@ -10,6 +10,12 @@ pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
 
+/// Whether stdout may carry colour: a terminal, and `NO_COLOR` unset or empty.
+pub fn color() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Prints `corral: LINE` on stderr unless quiet.
 pub fn info(line: &str) {
     if !QUIET.load(Ordering::Relaxed) {
