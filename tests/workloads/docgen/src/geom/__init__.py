@@ -1,0 +1,1 @@
+"""Small geometry helpers: shapes and unit conversions."""

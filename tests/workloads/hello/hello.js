@@ -1,0 +1,2 @@
+// Prints the greeting from Node.
+console.log("Hello, world! (node)");
