@@ -181,3 +181,27 @@ fn a_profile_that_shares_the_host_network_fails_the_selftest() {
     let (_, result, _) = r.iter().find(|x| x.0 == "secrets.read ~/.ssh").unwrap();
     assert_eq!(result, "blocked");
 }
+
+#[test]
+fn the_control_run_alone_gets_through_with_every_attack() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return skip("cannot start a sandbox here (user namespaces unavailable?)");
+    }
+    let fx = Fixture::new();
+    let (code, doc) = selftest(&fx, &["--control"]);
+    let mut wrong = Vec::new();
+    for (id, result, detail) in results(&doc) {
+        let ok = result == "detected" || (result == "skipped" && MACHINE_SKIPS.contains(&id.as_str()));
+        if !ok {
+            wrong.push(format!("{id}: {result}: {detail}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "not detected without the sandbox:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(doc["summary"]["blocked"], 0, "nothing ran in a sandbox");
+    assert_eq!(code, 0);
+}

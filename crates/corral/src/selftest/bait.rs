@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn a_resource_profile_keeps_the_users_choice_and_sets_small_limits() {
-        let t = crate::selftest::resource_profile(Some("claude")).unwrap();
+        let t = crate::selftest::derived_profile(Some("claude"), crate::selftest::RES_TOML).unwrap();
         assert!(t.starts_with("extends = \"claude\"\n"), "{t}");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mine.toml");
@@ -330,10 +330,11 @@ mod tests {
             "extends = \"default\"\n[limits]\nmemory_mb = 9000\nfile_mb = 4096\n",
         )
         .unwrap();
-        let t: toml::Table = crate::selftest::resource_profile(Some(p.to_str().unwrap()))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let t: toml::Table =
+            crate::selftest::derived_profile(Some(p.to_str().unwrap()), crate::selftest::RES_TOML)
+                .unwrap()
+                .parse()
+                .unwrap();
         assert_eq!(t["limits"]["file_mb"].as_integer(), Some(32));
         assert_eq!(t["limits"]["memory_mb"].as_integer(), Some(9000));
     }

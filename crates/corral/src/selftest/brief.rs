@@ -20,6 +20,9 @@ pub enum Mode {
 pub enum Set {
     /// Everything but resource exhaustion.
     Main,
+    /// The proxy's TLS server-name check, in a sandbox whose proxy may dial a bait on the host's
+    /// loopback (a fronted ClientHello must never reach it).
+    Tls,
     /// Resource exhaustion, in a sandbox with small limits of its own.
     Resources,
 }

@@ -34,12 +34,18 @@ pub struct SelftestArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only the control run: every attack without the sandbox, where each must get through (it
+    /// shows the attacks can see an escape on this machine). Nothing runs in a sandbox.
+    #[arg(long)]
+    pub control: bool,
 }
 
 /// The limits of the resource run: small, so exhausting them is cheap and harmless.
 const RES_MEMORY: &str = "256M";
 const RES_PIDS: &str = "128";
 const RES_TOML: &str = "[limits]\nfile_mb = 32\ntmp_mb = 64\ncpu_seconds = 2\n";
+/// The TLS run's addition: the proxy may dial the bait on the host's loopback.
+const TLS_TOML: &str = "[network]\nallow_cidrs = [\"127.0.0.1/32\"]\n";
 /// How long one run may take before it is killed (the attacks bound themselves well below).
 const RUN_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -57,6 +63,8 @@ pub enum Verdict {
     Unproven,
     /// The attacker gave no answer for it.
     Error,
+    /// `--control`: it got through without the sandbox, as it must.
+    Detected,
 }
 
 /// One row of the matrix.
@@ -101,7 +109,7 @@ pub fn selftest(args: &SelftestArgs) -> anyhow::Result<i32> {
 
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for set in [Set::Main, Set::Resources] {
+    for set in [Set::Main, Set::Tls, Set::Resources] {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             anyhow::bail!("corral selftest: interrupted; the bait was removed");
         }
@@ -224,9 +232,18 @@ fn run_flags(
                 f.extend(["--allow-host".to_string(), format!("localhost:{tcp_port}")]);
             }
         }
+        Set::Tls => {
+            let file = scratch.root.join("tls.toml");
+            std::fs::write(&file, derived_profile(args.profile.as_deref(), TLS_TOML)?)
+                .with_context(|| format!("writing {}", file.display()))?;
+            f.extend(["--profile".to_string(), file.display().to_string()]);
+            if proxy_mode {
+                f.extend(["--allow-host".to_string(), format!("localhost:{tcp_port}")]);
+            }
+        }
         Set::Resources => {
             let file = scratch.root.join("resources.toml");
-            std::fs::write(&file, resource_profile(args.profile.as_deref())?)
+            std::fs::write(&file, derived_profile(args.profile.as_deref(), RES_TOML)?)
                 .with_context(|| format!("writing {}", file.display()))?;
             f.extend(["--profile".to_string(), file.display().to_string()]);
             f.extend([
@@ -240,24 +257,24 @@ fn run_flags(
     Ok(f)
 }
 
-/// The user's profile with the resource run's small limits.
-fn resource_profile(choice: Option<&str>) -> anyhow::Result<String> {
+/// The user's profile (a built-in name or a file) with `extra` (TOML tables) set over it.
+fn derived_profile(choice: Option<&str>, extra: &str) -> anyhow::Result<String> {
     let is_file = choice.is_some_and(|c| c.contains('/') || c.ends_with(".toml"));
     if !is_file {
-        return Ok(format!("extends = {:?}\n{RES_TOML}", choice.unwrap_or("default")));
+        return Ok(format!("extends = {:?}\n{extra}", choice.unwrap_or("default")));
     }
     let path = choice.unwrap_or_default();
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the profile {path}"))?;
     let mut table: toml::Table = text
         .parse()
         .with_context(|| format!("the profile {path} does not parse"))?;
-    let ours: toml::Table = RES_TOML.parse().context("the resource limits")?;
-    let limits = table
-        .entry("limits")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let (Some(l), Some(toml::Value::Table(o))) = (limits.as_table_mut(), ours.get("limits")) {
-        for (k, v) in o {
-            l.insert(k.clone(), v.clone());
+    let ours: toml::Table = extra.parse().context("selftest's profile additions")?;
+    for (section, values) in ours {
+        let into = table
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let (Some(into), toml::Value::Table(values)) = (into.as_table_mut(), values) {
+            into.extend(values);
         }
     }
     Ok(toml::to_string(&table)?)
@@ -355,6 +372,7 @@ fn run_pair(
 ) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
     let name = match set {
         Set::Main => "main",
+        Set::Tls => "tls",
         Set::Resources => "resources",
     };
     let control_tree = bait::plant(&scratch.root.join(format!("{name}-control")), token)?;
@@ -370,6 +388,12 @@ fn run_pair(
     if proxy_mode && set == Set::Main {
         notes.push(format!(
             "the proxy attacks add --allow-host localhost:{} (an allowed name that resolves to loopback)",
+            s.tcp_port
+        ));
+    }
+    if set == Set::Tls && proxy_mode {
+        notes.push(format!(
+            "the TLS name check is attacked in a sandbox whose proxy may dial a bait on the host's loopback (network.allow_cidrs = 127.0.0.1/32, --allow-host localhost:{})",
             s.tcp_port
         ));
     }
@@ -431,6 +455,29 @@ fn run_pair(
         &control_tree,
         None,
     )?;
+    if args.control {
+        let rows = attacks::all(&control.brief)
+            .iter()
+            .map(|a| {
+                let c = control.judge(a);
+                let result = match &c {
+                    Probe::Escaped(_) => Verdict::Detected,
+                    Probe::Skipped(_) => Verdict::Skipped,
+                    _ => Verdict::Unproven,
+                };
+                Row {
+                    id: a.id.clone(),
+                    group: a.group.to_string(),
+                    what: a.what.clone(),
+                    layer: a.layer.to_string(),
+                    result,
+                    detail: text(&c),
+                    control: text(&c),
+                }
+            })
+            .collect();
+        return Ok((rows, notes));
+    }
     let sandbox = attack_run(
         exe,
         s,

@@ -11,6 +11,7 @@ fn label(v: &Verdict) -> &'static str {
         Verdict::Skipped => "SKIPPED",
         Verdict::Unproven => "UNPROVEN",
         Verdict::Error => "ERROR",
+        Verdict::Detected => "DETECTED",
     }
 }
 
@@ -20,25 +21,15 @@ fn paint(v: &Verdict, color: bool) -> String {
         return format!("{l:<8}");
     }
     let code = match v {
-        Verdict::Blocked => "32",
+        Verdict::Blocked | Verdict::Detected => "32",
         Verdict::Skipped => "33",
         _ => "1;31",
     };
     format!("\x1b[{code}m{l:<8}\x1b[0m")
 }
 
-fn counts(rows: &[Row]) -> [(Verdict, usize); 5] {
-    [
-        Verdict::Blocked,
-        Verdict::Escaped,
-        Verdict::Skipped,
-        Verdict::Unproven,
-        Verdict::Error,
-    ]
-    .map(|v| {
-        let n = rows.iter().filter(|r| r.result == v).count();
-        (v, n)
-    })
+fn count(rows: &[Row], v: &Verdict) -> usize {
+    rows.iter().filter(|r| r.result == *v).count()
 }
 
 /// The human table: one line per attack (what stopped it, or why it was skipped), then the
@@ -55,7 +46,17 @@ pub fn table(profile: &str, rows: &[Row], notes: &[String], elapsed: Duration, c
     }
     let width = rows.iter().map(|r| r.id.len()).max().unwrap_or(10).min(44);
     let mut group = "";
+    // Groups in the order they first appear (a group may run in more than one sandbox).
+    let mut groups: Vec<&str> = Vec::new();
     for r in rows {
+        if !groups.contains(&r.group.as_str()) {
+            groups.push(&r.group);
+        }
+    }
+    for r in groups
+        .iter()
+        .flat_map(|g| rows.iter().filter(move |r| r.group == *g))
+    {
         if r.group != group {
             group = &r.group;
             let _ = writeln!(out, "\n{}", group.to_uppercase());
@@ -66,30 +67,42 @@ pub fn table(profile: &str, rows: &[Row], notes: &[String], elapsed: Duration, c
             Verdict::Skipped => r.detail.clone(),
             Verdict::Unproven => r.detail.clone(),
             Verdict::Error => format!("{} (control: {})", r.detail, r.control),
+            Verdict::Detected => r.detail.clone(),
         };
         let _ = writeln!(out, "  {:<width$}  {}  {}", r.id, paint(&r.result, color), why);
     }
-    let c = counts(rows);
+    let n = |v: Verdict| count(rows, &v);
+    let bad = n(Verdict::Escaped) + n(Verdict::Unproven) + n(Verdict::Error);
+    let _ = write!(out, "\n{} blocked, ", n(Verdict::Blocked));
+    if n(Verdict::Detected) > 0 {
+        let _ = write!(out, "{} detected without the sandbox, ", n(Verdict::Detected));
+    }
     let _ = writeln!(
         out,
-        "\n{} blocked, {} escaped, {} skipped, {} unproven, {} errors in {:.1} s",
-        c[0].1,
-        c[1].1,
-        c[2].1,
-        c[3].1,
-        c[4].1,
+        "{} escaped, {} skipped, {} unproven, {} errors in {:.1} s",
+        n(Verdict::Escaped),
+        n(Verdict::Skipped),
+        n(Verdict::Unproven),
+        n(Verdict::Error),
         elapsed.as_secs_f64()
     );
-    if c[1].1 + c[3].1 + c[4].1 == 0 {
+    if bad > 0 {
         let _ = writeln!(
             out,
-            "the sandbox held: every attack that could be tried here was blocked"
+            "FAILED: {} escaped, {} could not be proven to detect an escape, {} gave no answer",
+            n(Verdict::Escaped),
+            n(Verdict::Unproven),
+            n(Verdict::Error)
+        );
+    } else if n(Verdict::Detected) > 0 {
+        let _ = writeln!(
+            out,
+            "control run: every attack that could be tried here got through without the sandbox"
         );
     } else {
         let _ = writeln!(
             out,
-            "FAILED: {} escaped, {} could not be proven to detect an escape, {} gave no answer",
-            c[1].1, c[3].1, c[4].1
+            "the sandbox held: every attack that could be tried here was blocked"
         );
     }
     out
@@ -97,21 +110,23 @@ pub fn table(profile: &str, rows: &[Row], notes: &[String], elapsed: Duration, c
 
 /// The JSON document.
 pub fn json(profile: &str, rows: &[Row], notes: &[String], elapsed: Duration) -> anyhow::Result<String> {
-    let c = counts(rows);
+    let n = |v: Verdict| count(rows, &v);
+    let bad = n(Verdict::Escaped) + n(Verdict::Unproven) + n(Verdict::Error);
     let doc = serde_json::json!({
         "profile": profile,
         "attacks": rows,
         "notes": notes,
         "summary": {
             "total": rows.len(),
-            "blocked": c[0].1,
-            "escaped": c[1].1,
-            "skipped": c[2].1,
-            "unproven": c[3].1,
-            "errors": c[4].1,
+            "blocked": n(Verdict::Blocked),
+            "escaped": n(Verdict::Escaped),
+            "skipped": n(Verdict::Skipped),
+            "unproven": n(Verdict::Unproven),
+            "errors": n(Verdict::Error),
+            "detected": n(Verdict::Detected),
             "seconds": elapsed.as_secs_f64(),
         },
-        "ok": c[1].1 + c[3].1 + c[4].1 == 0,
+        "ok": bad == 0,
     });
     Ok(serde_json::to_string_pretty(&doc)?)
 }

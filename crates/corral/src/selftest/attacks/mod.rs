@@ -90,6 +90,7 @@ pub fn all(brief: &Brief) -> Vec<Attack> {
             v.extend(procs::attacks(brief));
             v
         }
+        Set::Tls => net::tls_attacks(brief),
         Set::Resources => resources::attacks(brief),
     }
 }

@@ -160,6 +160,76 @@ fn via_proxy(b: &Brief, head: &[u8], msg: &str) -> Probe {
     }
 }
 
+/// A TLS 1.3 ClientHello (RFC 8446 §4.1.2) naming `server` in its `server_name` extension
+/// (RFC 6066 §3): enough for a proxy that reads the name, not for a handshake.
+pub fn client_hello(server: &str) -> Vec<u8> {
+    fn be16(n: usize) -> [u8; 2] {
+        u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes()
+    }
+    let name = server.as_bytes();
+    let mut sni = Vec::new();
+    sni.extend_from_slice(&be16(name.len() + 3));
+    sni.push(0); // host_name
+    sni.extend_from_slice(&be16(name.len()));
+    sni.extend_from_slice(name);
+    let mut exts = vec![0, 0]; // server_name
+    exts.extend_from_slice(&be16(sni.len()));
+    exts.extend_from_slice(&sni);
+    exts.extend_from_slice(&[0, 43, 0, 3, 2, 3, 4]); // supported_versions: TLS 1.3
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[0x5a; 32]); // random
+    body.push(0); // legacy_session_id
+    body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]); // TLS_AES_128_GCM_SHA256; null compression
+    body.extend_from_slice(&be16(exts.len()));
+    body.extend_from_slice(&exts);
+    let len = u32::try_from(body.len()).unwrap_or(0).to_be_bytes();
+    let mut hs = vec![1, len[1], len[2], len[3]];
+    hs.extend_from_slice(&body);
+    let mut record = vec![22, 3, 1];
+    record.extend_from_slice(&be16(hs.len()));
+    record.extend_from_slice(&hs);
+    record
+}
+
+/// The TLS set: a tunnel to a host the proxy may dial (the bait on the host's loopback), whose
+/// ClientHello names another server. The proxy must close it before a byte reaches the host.
+pub fn tls_attacks(_brief: &Brief) -> Vec<Attack> {
+    vec![Attack::new(
+        "proxy",
+        "sni-mismatch",
+        "a tunnel to an allowed host whose TLS ClientHello names another server (domain fronting)",
+        "corral's proxy: the ClientHello's server name must be the host the tunnel was opened to",
+        |b| {
+            let head = connect_head(format!("localhost:{}", b.tcp_port).as_bytes());
+            let Some(addr) = proxy_addr(b) else {
+                return Probe::Skipped(
+                    "no proxy in this sandbox: the profile's network.mode is not proxy".into(),
+                );
+            };
+            let mut s = match TcpStream::connect(&addr) {
+                Ok(s) => s,
+                Err(e) => return Probe::Blocked(format!("connect to the proxy {addr}: {}", errno_name(&e))),
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(8)));
+            let mut answer = [0u8; 512];
+            let n = s.write_all(&head).and_then(|()| s.read(&mut answer)).unwrap_or(0);
+            let answer = String::from_utf8_lossy(&answer[..n]);
+            if !answer.starts_with("HTTP/1.1 200") {
+                return Probe::Skipped(format!(
+                    "the proxy would not open the tunnel to the bait ({}): nothing to front",
+                    answer.lines().next().unwrap_or("no answer")
+                ));
+            }
+            let name = format!("{}.selftest.invalid", message(b, "sni"));
+            match s.write_all(&client_hello(&name)) {
+                Ok(()) => Probe::Attempted(format!("sent a ClientHello naming {name}")),
+                Err(e) => Probe::Blocked(format!("send: {}", errno_name(&e))),
+            }
+        },
+    )
+    .verified(received("sni".into()))]
+}
+
 fn connect_head(target: &[u8]) -> Vec<u8> {
     let mut h = b"CONNECT ".to_vec();
     h.extend_from_slice(target);
@@ -405,4 +475,18 @@ pub fn attacks(brief: &Brief) -> Vec<Attack> {
         .verified(received("proxy-absolute".into())),
     );
     v
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_client_hello_names_its_server_for_the_proxys_parser() {
+        let hello = super::client_hello("abc-sni.selftest.invalid");
+        assert_eq!(
+            corral_net::tls::client_hello_sni(&hello),
+            Ok(corral_net::tls::Hello::ClientHello {
+                sni: Some("abc-sni.selftest.invalid".into())
+            })
+        );
+    }
 }
