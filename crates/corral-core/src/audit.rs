@@ -167,6 +167,10 @@ pub enum Event {
         program: String,
         /// The call.
         syscall: String,
+        /// For a call refused for its arguments: which (`CLONE_NEWUSER`, `TIOCSTI`, `family 17
+        /// (AF_PACKET)`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     /// A resource limit that ended or hurt the session.
     #[serde(rename = "limit.hit")]

@@ -48,6 +48,9 @@ pub struct DeniedSeen {
     pub syscall: String,
     /// The caller's program name (`comm`), as the kernel has it.
     pub program: String,
+    /// For a call refused for its arguments: which ones (from the notification's copy of the
+    /// registers, never from the caller's memory).
+    pub detail: Option<String>,
 }
 
 /// What one notification was.
@@ -61,8 +64,8 @@ pub enum Seen {
 
 /// Installs the listener filter on the calling thread and returns the listener descriptor.
 /// Precondition: no_new_privs is set (as for every seccomp filter).
-pub fn install_exec_listener(denied: &[u32]) -> io::Result<OwnedFd> {
-    let prog = crate::seccomp::exec_listener_program(denied);
+pub fn install_exec_listener(policy: &corral_core::seccomp_policy::SeccompPolicy) -> io::Result<OwnedFd> {
+    let prog = crate::seccomp::exec_listener_program(policy).map_err(io::Error::other)?;
     let fprog = libc::sock_fprog {
         len: u16::try_from(prog.len()).unwrap_or(u16::MAX),
         filter: prog.as_ptr().cast_mut(),
@@ -185,7 +188,71 @@ impl ExecWatch {
             pid,
             syscall: crate::seccomp::syscall_name(nr).map_or_else(|| format!("syscall {nr}"), str::to_string),
             program: if valid { program } else { "?".into() },
+            detail: argument_detail(nr, &req.data.args),
         })
+    }
+}
+
+/// What made a call with argument checks denied, from its registers: the namespace flags of
+/// `clone`/`unshare`, the `ioctl` request, the `socket` family (and netlink protocol). None for
+/// calls denied whatever their arguments.
+fn argument_detail(nr: i64, args: &[u64; 6]) -> Option<String> {
+    let low = |i: usize| u32::try_from(args[i] & 0xffff_ffff).unwrap_or(0);
+    match nr {
+        libc::SYS_clone | libc::SYS_unshare => {
+            const FLAGS: &[(libc::c_int, &str)] = &[
+                (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
+                (libc::CLONE_NEWNS, "CLONE_NEWNS"),
+                (libc::CLONE_NEWPID, "CLONE_NEWPID"),
+                (libc::CLONE_NEWNET, "CLONE_NEWNET"),
+                (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
+                (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
+                (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+                (0x80, "CLONE_NEWTIME"),
+            ];
+            let flags = low(0);
+            let names: Vec<&str> = FLAGS
+                .iter()
+                .filter(|(f, _)| flags & f.unsigned_abs() != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            Some(if names.is_empty() {
+                format!("flags {flags:#x}")
+            } else {
+                names.join("|")
+            })
+        }
+        libc::SYS_ioctl => Some(match low(1) {
+            0x5412 => "TIOCSTI".to_string(),
+            0x541C => "TIOCLINUX".to_string(),
+            r => format!("request {r:#x}"),
+        }),
+        libc::SYS_socket | libc::SYS_socketpair => {
+            let family = low(0);
+            let name = match i32::try_from(family).unwrap_or(-1) {
+                libc::AF_UNIX => "AF_UNIX",
+                libc::AF_INET => "AF_INET",
+                libc::AF_INET6 => "AF_INET6",
+                libc::AF_NETLINK => "AF_NETLINK",
+                libc::AF_PACKET => "AF_PACKET",
+                libc::AF_VSOCK => "AF_VSOCK",
+                libc::AF_BLUETOOTH => "AF_BLUETOOTH",
+                libc::AF_ALG => "AF_ALG",
+                libc::AF_KEY => "AF_KEY",
+                libc::AF_XDP => "AF_XDP",
+                _ => "",
+            };
+            let mut d = if name.is_empty() {
+                format!("family {family}")
+            } else {
+                format!("family {family} ({name})")
+            };
+            if i32::try_from(family) == Ok(libc::AF_NETLINK) {
+                d.push_str(&format!(", protocol {}", low(2)));
+            }
+            Some(d)
+        }
+        _ => None,
     }
 }
 

@@ -298,25 +298,25 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
 
     // The observation listener goes on init itself, so every process it starts inherits it, and
     // its descriptor reaches the supervisor before the first exec (which waits for the
-    // supervisor). It also receives the plainly denied calls, which the supervisor records and
-    // answers EPERM. Without it the sandbox still runs: the log then says exec events are not
-    // recorded, and the deny list keeps answering EPERM itself.
-    let denied = seccomp::denied_numbers(&plan.seccomp)?;
+    // supervisor). It also receives every call the deny list would refuse (plainly denied calls,
+    // and the argument checks: namespace flags, ioctl requests, socket families), which the
+    // supervisor records and answers EPERM. Without it the sandbox still runs: the log then says
+    // exec events are not recorded, and the deny list keeps answering EPERM itself.
     let exec_listener = if plan.audit_exec {
-        crate::execwatch::install_exec_listener(&denied)
+        crate::execwatch::install_exec_listener(&plan.seccomp)
     } else {
         Err(std::io::Error::other("off"))
     };
 
     // seccomp is compiled here (allocation is fine: init is single-threaded) and installed in the
-    // child as the very last step before execve. With the listener on, the plainly denied calls
-    // are left out of the deny list: its EPERM would outrank the notification (seccomp(2): ERRNO
-    // takes precedence over USER_NOTIF), and the listener answers EPERM.
-    let mut deny_policy = plan.seccomp.clone();
-    if exec_listener.is_ok() {
-        deny_policy.deny.clear();
-    }
-    let filter = seccomp::compile(&deny_policy)?;
+    // child as the very last step before execve. With the listener on, the deny list is left
+    // empty: its EPERM would outrank the notification (seccomp(2): ERRNO takes precedence over
+    // USER_NOTIF), and the listener's supervisor answers EPERM for all of it.
+    let filter = if exec_listener.is_ok() {
+        seccomp::compile_observed(&plan.seccomp)?
+    } else {
+        seccomp::compile(&plan.seccomp)?
+    };
 
     let exec_audit = match &exec_listener {
         Ok(_) => "every exec and every denied call recorded".to_string(),

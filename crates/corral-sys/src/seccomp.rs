@@ -104,6 +104,12 @@ pub enum SeccompError {
         /// The most the prefilter can hold.
         max: usize,
     },
+    /// More calls to watch than the observation filter's one-byte jumps can reach.
+    #[error("seccomp: {count} denied system calls, more than the observation filter can hold")]
+    TooManyWatched {
+        /// Calls to watch.
+        count: usize,
+    },
     /// seccompiler refused the deny list (e.g. longer than the kernel's 4096 instructions).
     #[error("seccomp: compiling the deny list into BPF: {source}")]
     Compile {
@@ -156,6 +162,8 @@ const BPF_W: u16 = 0x00;
 const BPF_ABS: u16 = 0x20;
 const BPF_JMP: u16 = 0x05;
 const BPF_JEQ: u16 = 0x10;
+const BPF_JSET: u16 = 0x40;
+const BPF_JA: u16 = 0x00;
 // Used by the x32 check only.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const BPF_JGE: u16 = 0x30;
@@ -464,32 +472,192 @@ fn condition(
 }
 
 /// The observation filter (see [`crate::execwatch`]): `execve` and `execveat` go to the
-/// user-notification listener (recorded, then let go), and so do the `denied` calls (recorded,
-/// then answered EPERM by the supervisor: the deny list leaves them out when this filter is on);
-/// everything else is allowed. It checks no architecture: the prefilter, installed after it on
-/// the command, kills any other ABI first (KILL outranks USER_NOTIF whatever the order of filters).
-pub(crate) fn exec_listener_program(denied: &[u32]) -> Vec<libc::sock_filter> {
+/// user-notification listener (recorded, then let go), and so does every call the deny list would
+/// answer EPERM (recorded, then answered EPERM by the supervisor): the plainly denied calls, and
+/// `clone`/`unshare` with a namespace flag, a denied `ioctl` request, a `socket`/`socketpair`
+/// family (or netlink protocol) that is not allowed — the same argument checks as the deny list,
+/// on the same 32-bit words. With this filter installed, the deny list is [`compile_observed`]
+/// (nothing of it left: its EPERM would outrank the notification, seccomp(2)). Everything else is
+/// allowed, on its number alone. It checks no architecture: the prefilter, installed after it on
+/// the command, kills any other ABI first (KILL outranks USER_NOTIF whatever the order of
+/// filters).
+pub(crate) fn exec_listener_program(policy: &SeccompPolicy) -> Result<Vec<libc::sock_filter>, SeccompError> {
     let nr = |n: libc::c_long| u32::try_from(n).unwrap_or(u32::MAX);
-    let f = |i: sock_filter| libc::sock_filter {
-        code: i.code,
-        jt: i.jt,
-        jf: i.jf,
-        k: i.k,
-    };
+    let mut skip = Vec::new();
+    let denied = resolve(&policy.deny, &mut skip)?;
     let exec = [nr(libc::SYS_execve), nr(libc::SYS_execveat)];
     let mut watched = exec.to_vec();
     watched.extend(denied.iter().copied().filter(|n| !exec.contains(n)));
-    // At most a few dozen calls: every jump offset fits a u8 (BPF's jt).
-    let count = watched.len().min(200);
-    let mut prog = vec![f(bpf_stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR))];
-    for (i, n) in watched.iter().take(count).enumerate() {
-        // Jump to the USER_NOTIF return, past the remaining tests and the ALLOW.
-        let to_notify = u8::try_from(count - i).unwrap_or(u8::MAX);
-        prog.push(f(bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, *n, to_notify, 0)));
+    let families: Vec<u32> = policy.allow_socket_families.iter().map(|(_, f)| *f).collect();
+    let sockets = [nr(libc::SYS_socket), nr(libc::SYS_socketpair)];
+    if families.is_empty() {
+        // No family allowed: the whole call is denied, as in the deny list.
+        watched.extend(
+            sockets
+                .iter()
+                .filter(|n| !watched.contains(n))
+                .copied()
+                .collect::<Vec<_>>(),
+        );
     }
-    prog.push(f(bpf_stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW)));
-    prog.push(f(bpf_stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF)));
-    prog
+    let is_plain = |n: u32| watched.contains(&n);
+
+    let mut a = Asm::default();
+    a.ld(SECCOMP_DATA_NR);
+    for n in &watched {
+        a.jeq(*n, "notify", "");
+    }
+    a.ja("args");
+    a.label("notify");
+    a.ret(libc::SECCOMP_RET_USER_NOTIF);
+    a.label("args");
+    // Each block starts with the number still in A (every block before it ends in a return).
+    let mask = policy.deny_namespace_flags.iter().fold(0u64, |m, (_, f)| m | f);
+    // clone truncates its flags to 32 bits (legacy clone), unshare takes an int: the low word is
+    // what the kernel acts on, and every namespace flag lives there.
+    let mask32 = u32::try_from(mask & 0xffff_ffff).unwrap_or(0);
+    for (i, call) in [libc::SYS_clone, libc::SYS_unshare].into_iter().enumerate() {
+        if mask32 == 0 || is_plain(nr(call)) {
+            continue;
+        }
+        let next = format!("ns-next-{i}");
+        a.jeq(nr(call), "", &next);
+        a.ld(arg_low(ARG_FLAGS));
+        a.jset(mask32, "notify2", "allow2");
+        a.label(&next);
+    }
+    if !policy.deny_ioctls.is_empty() && !is_plain(nr(libc::SYS_ioctl)) {
+        a.jeq(nr(libc::SYS_ioctl), "", "ioctl-next");
+        a.ld(arg_low(ARG_IOCTL_REQUEST));
+        for d in &policy.deny_ioctls {
+            a.jeq(d.request, "notify2", "");
+        }
+        a.ja("allow2");
+        a.label("ioctl-next");
+    }
+    if !families.is_empty() {
+        let netlink = families.contains(&AF_NETLINK);
+        for (i, call) in sockets.into_iter().enumerate() {
+            if is_plain(call) {
+                continue;
+            }
+            let next = format!("socket-next-{i}");
+            a.jeq(call, "", &next);
+            a.ld(arg_low(ARG_SOCKET_FAMILY));
+            if netlink {
+                a.jeq(AF_NETLINK, "netlink", "");
+            }
+            for f in families.iter().filter(|f| **f != AF_NETLINK) {
+                a.jeq(*f, "allow2", "");
+            }
+            a.ja("notify2");
+            a.label(&next);
+        }
+        if netlink {
+            // Only reached from a socket block: AF_NETLINK, then its protocol.
+            a.ja("allow2");
+            a.label("netlink");
+            a.ld(arg_low(ARG_SOCKET_PROTOCOL));
+            for (_, p) in &policy.allow_netlink_protocols {
+                a.jeq(*p, "allow2", "");
+            }
+            a.ja("notify2");
+        }
+    }
+    a.label("allow2");
+    a.ret(libc::SECCOMP_RET_ALLOW);
+    a.label("notify2");
+    a.ret(libc::SECCOMP_RET_USER_NOTIF);
+    let prog = a
+        .assemble()
+        .ok_or(SeccompError::TooManyWatched { count: watched.len() })?;
+    Ok(prog
+        .into_iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect())
+}
+
+/// Offset in `struct seccomp_data` of the low 32 bits of argument `n` (little-endian: x86_64 and
+/// aarch64).
+fn arg_low(n: u8) -> u32 {
+    16 + 8 * u32::from(n)
+}
+
+/// A tiny BPF assembler with labels, for the observation filter: jumps name their targets, and
+/// [`Asm::assemble`] turns them into the one-byte forward offsets BPF has (None when a target is
+/// behind, unknown, or more than 255 instructions ahead). An empty label falls through.
+#[derive(Default)]
+struct Asm {
+    code: Vec<(sock_filter, String, String)>,
+    labels: BTreeMap<String, usize>,
+}
+
+impl Asm {
+    fn ld(&mut self, off: u32) {
+        self.code.push((
+            bpf_stmt(BPF_LD | BPF_W | BPF_ABS, off),
+            String::new(),
+            String::new(),
+        ));
+    }
+    fn ret(&mut self, k: u32) {
+        self.code
+            .push((bpf_stmt(BPF_RET | BPF_K, k), String::new(), String::new()));
+    }
+    fn jeq(&mut self, k: u32, t: &str, f: &str) {
+        self.code
+            .push((bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 0), t.into(), f.into()));
+    }
+    fn jset(&mut self, k: u32, t: &str, f: &str) {
+        self.code
+            .push((bpf_jump(BPF_JMP | BPF_JSET | BPF_K, k, 0, 0), t.into(), f.into()));
+    }
+    /// An unconditional jump (a JEQ that always takes its true branch would need A; `ja` does not).
+    fn ja(&mut self, to: &str) {
+        self.code
+            .push((bpf_stmt(BPF_JMP | BPF_JA, 0), to.into(), String::new()));
+    }
+    fn label(&mut self, name: &str) {
+        self.labels.insert(name.to_string(), self.code.len());
+    }
+    fn assemble(self) -> Option<Vec<sock_filter>> {
+        let mut out = Vec::with_capacity(self.code.len());
+        for (at, (mut insn, t, f)) in self.code.into_iter().enumerate() {
+            let off = |label: &str| -> Option<usize> {
+                if label.is_empty() {
+                    return Some(0);
+                }
+                self.labels.get(label)?.checked_sub(at + 1)
+            };
+            if insn.code == BPF_JMP | BPF_JA {
+                insn.k = u32::try_from(off(&t)?).ok()?;
+            } else if insn.code & 0x07 == BPF_JMP {
+                insn.jt = u8::try_from(off(&t)?).ok()?;
+                insn.jf = u8::try_from(off(&f)?).ok()?;
+            }
+            out.push(insn);
+        }
+        Some(out)
+    }
+}
+
+/// The filters for a command under the observation filter: the prefilter as [`compile`] makes it,
+/// and a deny list that allows everything, because the observation filter sends every call the
+/// deny list would refuse to the supervisor, which answers EPERM ([`exec_listener_program`]).
+pub fn compile_observed(policy: &SeccompPolicy) -> Result<CompiledSeccomp, SeccompError> {
+    let mut not_on_this_arch = Vec::new();
+    let _ = resolve(&policy.deny, &mut not_on_this_arch)?;
+    let enosys = resolve(&policy.enosys, &mut not_on_this_arch)?;
+    Ok(CompiledSeccomp {
+        prefilter: build_prefilter(&enosys, policy.deny_x32)?,
+        deny_list: vec![bpf_stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW)],
+        not_on_this_arch,
+    })
 }
 
 /// The numbers of the plainly denied calls of `policy` on this architecture (those the deny list
@@ -1001,11 +1169,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_observation_filter_notifies_exec_and_the_denied_calls_only() {
-        let denied = denied_numbers(&SeccompPolicy::default_deny()).unwrap();
-        assert!(denied.len() > 30, "{denied:?}");
-        let prog: Vec<sock_filter> = exec_listener_program(&denied)
+    fn listener(policy: &SeccompPolicy) -> Vec<sock_filter> {
+        exec_listener_program(policy)
+            .unwrap()
             .into_iter()
             .map(|i| sock_filter {
                 code: i.code,
@@ -1013,7 +1179,14 @@ mod tests {
                 jf: i.jf,
                 k: i.k,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_observation_filter_notifies_exec_and_the_denied_calls_only() {
+        let denied = denied_numbers(&SeccompPolicy::default_deny()).unwrap();
+        assert!(denied.len() > 30, "{denied:?}");
+        let prog = listener(&SeccompPolicy::default_deny());
         let notify = libc::SECCOMP_RET_USER_NOTIF;
         for nr in [
             libc::SYS_execve,
@@ -1029,6 +1202,82 @@ mod tests {
         assert_eq!(run(&prog, call(i64::from(last), [0; 6])).0, notify);
         for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_clone, libc::SYS_openat] {
             assert_eq!(run(&prog, call(nr, [0; 6])).0, libc::SECCOMP_RET_ALLOW, "{nr}");
+        }
+    }
+
+    /// With the observation filter on, the deny list is empty: the filter must send to the
+    /// supervisor (which answers EPERM) exactly the calls the full deny list refuses, arguments
+    /// included, and read no argument of any other call.
+    #[test]
+    fn the_observation_filter_refers_exactly_what_the_deny_list_denies() {
+        let mut policies = vec![SeccompPolicy::default_deny()];
+        let mut no_netlink = SeccompPolicy::default_deny();
+        no_netlink.allow_socket_families.retain(|(_, f)| *f != AF_NETLINK);
+        policies.push(no_netlink);
+        let mut no_sockets = SeccompPolicy::default_deny();
+        no_sockets.allow_socket_families.clear();
+        no_sockets.deny_ioctls.clear();
+        no_sockets.deny_namespace_flags.clear();
+        policies.push(no_sockets);
+        let args_to_try: Vec<[u64; 6]> = {
+            let mut v = vec![[0; 6], [u64::MAX; 6]];
+            for flag in [
+                libc::CLONE_NEWUSER,
+                libc::CLONE_NEWNS,
+                libc::CLONE_NEWNET,
+                libc::CLONE_NEWPID,
+                libc::CLONE_NEWCGROUP,
+                libc::CLONE_NEWIPC,
+                libc::CLONE_NEWUTS,
+                0x80,
+                libc::CLONE_VM | libc::CLONE_THREAD | libc::SIGCHLD,
+                libc::SIGCHLD,
+            ] {
+                v.push([flags(flag), 0, 0, 0, 0, 0]);
+            }
+            for req in [0x5412u64, 0x541C, 0x5401, 0x1_0000_5412, 0x8000_5412] {
+                v.push([0, req, 0, 0, 0, 0]);
+            }
+            for family in 0..48u64 {
+                for protocol in [0u64, 4, 9, 15, 16] {
+                    v.push([family, 1, protocol, 0, 0, 0]);
+                }
+            }
+            v
+        };
+        for policy in &policies {
+            let compiled = compile(policy).unwrap();
+            let observed = compile_observed(policy).unwrap();
+            let prog = listener(policy);
+            for nr in 0..=470 {
+                if nr == libc::SYS_execve || nr == libc::SYS_execveat {
+                    continue;
+                }
+                for args in &args_to_try {
+                    let data = call(nr, *args);
+                    let full = run(&compiled.deny_list, data).0;
+                    let (watched, read) = run(&prog, data);
+                    assert_eq!(
+                        watched == libc::SECCOMP_RET_USER_NOTIF,
+                        full == DENY,
+                        "nr {nr} args {args:x?}: deny list {full:#x}, observation filter {watched:#x}"
+                    );
+                    assert!(
+                        !read
+                            || [
+                                libc::SYS_ioctl,
+                                libc::SYS_clone,
+                                libc::SYS_unshare,
+                                libc::SYS_socket,
+                                libc::SYS_socketpair
+                            ]
+                            .contains(&nr),
+                        "nr {nr} reads an argument"
+                    );
+                    // Observed, the deny list itself refuses nothing.
+                    assert_eq!(run(&observed.deny_list, data).0, ALLOW);
+                }
+            }
         }
     }
 

@@ -312,7 +312,11 @@ fn summary(e: &Event) -> String {
             pid,
             program,
             syscall,
-        } => format!("denied {syscall} to {program} (pid {pid})"),
+            detail,
+        } => match detail {
+            Some(d) => format!("denied {syscall} ({d}) to {program} (pid {pid})"),
+            None => format!("denied {syscall} to {program} (pid {pid})"),
+        },
         Event::LogFull { limit_bytes } => format!(
             "the log reached {} MiB: from here on only the end and summaries are written, the rest counted",
             limit_bytes / (1024 * 1024)

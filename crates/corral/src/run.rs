@@ -594,6 +594,7 @@ impl corral_sys::launch::Observer for Reporter<'_> {
                 pid: seen.pid,
                 program: corral_core::audit::mask_arg(&seen.program),
                 syscall: seen.syscall.clone(),
+                detail: seen.detail.clone(),
             });
         }
     }

@@ -501,6 +501,75 @@ fn denied_system_calls_are_recorded_and_still_denied() {
     assert_eq!(stderr(&quiet), "", "-q prints nothing when all is well");
 }
 
+/// unshare(CLONE_NEWUSER), ioctl(TIOCSTI), socket(AF_PACKET), socket(AF_NETLINK,
+/// NETLINK_AUDIT), then an allowed call of each (unshare(0), socket(AF_UNIX)): errno names.
+const ARG_DENIED_PY: &str = r#"
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+for name, nr, args in [
+    ("unshare", 272, (0x10000000,)),
+    ("ioctl", 16, (0, 0x5412, 0)),
+    ("socket", 41, (17, 3, 0)),
+    ("netlink", 41, (16, 3, 9)),
+    ("unshare0", 272, (0,)),
+    ("unix", 41, (1, 1, 0)),
+]:
+    ctypes.set_errno(0)
+    r = libc.syscall(nr, *args)
+    print(name, "ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), "?"))
+"#;
+
+#[test]
+fn calls_denied_for_their_arguments_are_recorded_with_which_argument() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    if !cfg!(target_arch = "x86_64") {
+        return skip("the script uses x86_64 system call numbers");
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    let o = fx
+        .corral()
+        .args(["run", "--yes", "--", "python3", "-c", ARG_DENIED_PY])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        "unshare EPERM\nioctl EPERM\nsocket EPERM\nnetlink EPERM\nunshare0 ok\nunix ok\n"
+    );
+    let log = logs_of(&fx).pop().unwrap();
+    let denied: Vec<(String, String)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"] == "syscall.denied")
+        .map(|r| {
+            (
+                r["syscall"].as_str().unwrap().to_string(),
+                r["detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("unshare", "CLONE_NEWUSER"),
+        ("ioctl", "TIOCSTI"),
+        ("socket", "family 17 (AF_PACKET)"),
+        ("socket", "family 16 (AF_NETLINK), protocol 9"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(denied, want);
+    let shown = fx.corral().args(["logs", "--kind", "syscall"]).output().unwrap();
+    assert!(
+        stdout(&shown).contains("denied unshare (CLONE_NEWUSER) to python3"),
+        "{}",
+        stdout(&shown)
+    );
+}
+
 #[test]
 fn with_the_observation_off_denied_calls_are_still_denied() {
     // The deny list answers them itself when no listener takes them.
