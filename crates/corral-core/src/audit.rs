@@ -74,6 +74,11 @@ pub enum Event {
         path: String,
         /// Its arguments, secrets masked, long ones cut.
         argv: Vec<String>,
+        /// Nothing was at that path when the call was made (a shell or libc trying each PATH
+        /// directory in turn): the call failed and started no program. Its arguments are not
+        /// read then.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        missing: bool,
     },
     /// Exec records left out under an exec storm (more than [`EXEC_RECORDS_PER_WINDOW`] in one
     /// window): counted per program, never silently dropped.
@@ -634,6 +639,7 @@ mod tests {
                 ppid: 0,
                 path: String::new(),
                 argv: vec![],
+                missing: false,
             },
             Event::ExecSummary {
                 suppressed: 0,

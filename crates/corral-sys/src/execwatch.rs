@@ -35,8 +35,12 @@ pub struct ExecSeen {
     pub ppid: i32,
     /// The path given to execve (not yet resolved).
     pub path: String,
-    /// argv, possibly cut at [`MAX_ARGS`] entries of [`MAX_ARG_BYTES`] each.
+    /// argv, possibly cut at [`MAX_ARGS`] entries of [`MAX_ARG_BYTES`] each (not read, and
+    /// empty, when `missing`).
     pub argv: Vec<String>,
+    /// Nothing was at `path`, as the caller sees its file tree, when the call was made: a PATH
+    /// search's miss, which fails with ENOENT and starts nothing.
+    pub missing: bool,
 }
 
 /// A denied call attempted inside (answered EPERM).
@@ -130,13 +134,16 @@ impl ExecWatch {
         };
         // Read before answering: once the exec goes on, that memory is gone.
         // An exec that could not be read is still recorded, saying so.
-        let seen =
-            read_exec(pid, path_ptr, argv_ptr, || self.id_valid(req.id)).unwrap_or_else(|e| ExecSeen {
-                pid,
-                ppid: 0,
-                path: format!("(not readable: {e})"),
-                argv: Vec::new(),
-            });
+        let seen = read_exec(pid, nr == libc::SYS_execve, path_ptr, argv_ptr, || {
+            self.id_valid(req.id)
+        })
+        .unwrap_or_else(|e| ExecSeen {
+            pid,
+            ppid: 0,
+            path: format!("(not readable: {e})"),
+            argv: Vec::new(),
+            missing: false,
+        });
         let resp = libc::seccomp_notif_resp {
             id: req.id,
             val: 0,
@@ -363,6 +370,7 @@ impl Mem {
 
 fn read_exec(
     pid: i32,
+    execve: bool,
     path_ptr: u64,
     argv_ptr: u64,
     still_valid: impl Fn() -> io::Result<()>,
@@ -374,6 +382,17 @@ fn read_exec(
         pages: Vec::new(),
     };
     let path = mem.cstring(path_ptr)?;
+    // A PATH search tries one directory after another: a miss is recorded without reading its
+    // arguments (the cost of the audit is per call, and most of a shell's calls can be misses).
+    if execve && missing(pid, &path) {
+        return Ok(ExecSeen {
+            pid,
+            ppid: 0,
+            path,
+            argv: Vec::new(),
+            missing: true,
+        });
+    }
     let mut argv = Vec::new();
     for i in 0..=MAX_ARGS as u64 {
         let mut ptr = [0u8; 8];
@@ -396,7 +415,17 @@ fn read_exec(
         ppid: parent_of(pid),
         path,
         argv,
+        missing: false,
     })
+}
+
+/// Whether nothing is at `path` as process `pid` sees its file tree: through `/proc/<pid>/root`
+/// (absolute) or `/proc/<pid>/cwd` (relative), so the sandbox's own mounts are what is looked up.
+/// Anything unclear (a path that cannot be looked up for another reason) counts as present.
+fn missing(pid: i32, path: &str) -> bool {
+    let base = if path.starts_with('/') { "root" } else { "cwd" };
+    let at = format!("/proc/{pid}/{base}/{}", path.trim_start_matches('/'));
+    matches!(std::fs::symlink_metadata(&at), Err(e) if e.kind() == io::ErrorKind::NotFound)
 }
 
 /// The parent pid from `/proc/<pid>/stat` (the field after the state, which follows the last `)`:

@@ -382,10 +382,14 @@ fn summary(e: &Event) -> String {
                 .join(", ")
         ),
         Event::Exec {
+            pid, path, missing, ..
+        } if *missing => format!("pid {pid}: {path}: not found (no program started)"),
+        Event::Exec {
             pid,
             ppid,
             path,
             argv,
+            ..
         } => {
             format!(
                 "pid {pid} (parent {ppid}): {path}: {}",
@@ -451,6 +455,7 @@ mod bound_tests {
             ppid: 1,
             path: "/bin/true".into(),
             argv: vec!["true".into(); 20],
+            missing: false,
         };
         for _ in 0..2000 {
             log.write_bounded(exec(), max);

@@ -599,7 +599,10 @@ impl corral_sys::launch::Observer for Reporter<'_> {
         }
     }
     fn exec(&mut self, seen: &corral_sys::execwatch::ExecSeen) {
-        self.totals.execs += 1;
+        // A PATH search's misses are recorded, but started no program.
+        if !seen.missing {
+            self.totals.execs += 1;
+        }
         let now_ms = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         use corral_core::audit::mask_arg;
         let program = mask_arg(seen.argv.first().map_or(seen.path.as_str(), String::as_str));
@@ -621,6 +624,7 @@ impl corral_sys::launch::Observer for Reporter<'_> {
                 .enumerate()
                 .map(|(i, a)| if i == 0 { program.clone() } else { mask_arg(a) })
                 .collect(),
+            missing: seen.missing,
         });
     }
     fn net_sockets(&mut self, sockets: corral_sys::launch::NetSockets) {

@@ -184,6 +184,8 @@ enum EventCfg {
         pid: i32,
         path: String,
         argv: Vec<String>,
+        #[serde(default)]
+        missing: bool,
     },
     #[serde(rename = "session.end")]
     SessionEnd,
@@ -250,7 +252,9 @@ pub fn parse_line(line: &str) -> Option<LogEntry> {
             error,
         },
         EventCfg::LimitHit { message } => Activity::LimitHit { message },
-        EventCfg::Exec { pid, path, argv } => Activity::Exec { pid, path, argv },
+        // A PATH search's miss started nothing: not in the feed.
+        EventCfg::Exec { missing: true, .. } => return None,
+        EventCfg::Exec { pid, path, argv, .. } => Activity::Exec { pid, path, argv },
     };
     Some(LogEntry::Feed(FeedItem { time_ms, activity }))
 }
@@ -498,6 +502,7 @@ mod tests {
             ppid: 1,
             path: "/usr/bin/git".into(),
             argv: vec!["git".into(), "status".into()],
+            missing: false,
         };
         assert_eq!(
             parse_line(&line(exec)),

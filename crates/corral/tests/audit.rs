@@ -325,16 +325,27 @@ fn every_exec_inside_is_recorded_with_secrets_masked_and_the_listener_stays_outs
         !text.contains(SECRET),
         "a secret in an argument reached the log: {text}"
     );
-    let argvs: Vec<Vec<String>> = text
+    let all: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["event"] == "exec")
+        .collect();
+    // Every call is recorded. A PATH search's misses (env tries each directory before the one
+    // holding `true`) say so, with no arguments read: they started nothing.
+    let (misses, records): (Vec<_>, Vec<_>) = all.into_iter().partition(|v| v["missing"] == true);
+    assert!(!misses.is_empty(), "env's PATH search left no miss");
+    for m in &misses {
+        let path = std::path::Path::new(m["path"].as_str().unwrap());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(["sh", "cat", "env", "true", "ls"].contains(&name), "{m}");
+        assert!(!path.exists() || !path.starts_with("/usr/bin"), "{m}");
+        assert_eq!(m["argv"], serde_json::json!([]), "{m}");
+    }
+    let argvs: Vec<Vec<String>> = records
+        .iter()
         .map(|v| serde_json::from_value(v["argv"].clone()).unwrap())
         .collect();
-    // Every call is recorded, including a PATH search's failed tries (env tries each directory
-    // with the same arguments): those collapse here.
-    let mut firsts: Vec<&str> = argvs.iter().map(|a| a[0].as_str()).collect();
-    firsts.dedup();
+    let firsts: Vec<&str> = argvs.iter().map(|a| a[0].as_str()).collect();
     assert_eq!(
         firsts,
         ["sh", "/bin/true", "cat", "sh", "env", "true", "ls"],
@@ -342,14 +353,13 @@ fn every_exec_inside_is_recorded_with_secrets_masked_and_the_listener_stays_outs
     );
     assert_eq!(argvs[1][2], "plain");
     // The programs the script starts are the script's children: parents are recorded.
-    let records: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["event"] == "exec")
-        .collect();
     let shell = records[0]["pid"].as_i64().unwrap();
     assert_eq!(records[1]["ppid"].as_i64(), Some(shell), "{records:?}");
     assert!(argvs[1][1].starts_with("--token="), "{:?}", argvs[1]);
+    // The session's totals (and so its exit report) count programs started, not calls.
+    let end: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(end["event"], "session.end");
+    assert_eq!(end["execs"], 7, "{end}");
     let h = fx.corral().args(["logs", "--kind", "exec"]).output().unwrap();
     assert_code(&h, 0);
     assert!(stdout(&h).contains("/bin/true '--token="), "{}", stdout(&h));
