@@ -145,6 +145,79 @@ fn proc_stat(pid: u32) -> Option<(char, u64)> {
     Some((state, fields.nth(18)?.parse().ok()?))
 }
 
+/// What a session's processes use, read from `/proc` (so it is there without a session cgroup).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time in milliseconds: every live process of the sandbox (user + system), plus what
+    /// their reaped children used.
+    pub cpu_ms: u64,
+    /// Resident memory in bytes, summed over the processes (pages shared between them counted
+    /// once per process: an upper bound).
+    pub rss_bytes: u64,
+    /// Processes.
+    pub processes: u64,
+}
+
+/// The fields of `/proc/PID/stat` this module reads.
+struct Stat {
+    ppid: u32,
+    /// utime + stime + cutime + cstime, in clock ticks.
+    ticks: u64,
+    rss_pages: u64,
+}
+
+fn stat_of(pid: u32) -> Option<Stat> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (field 2): field N is at index N - 3.
+    let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let num = |n: usize| -> Option<u64> { f.get(n - 3)?.parse().ok() };
+    Some(Stat {
+        ppid: u32::try_from(num(4)?).ok()?,
+        ticks: num(14)? + num(15)? + num(16)? + num(17)?,
+        rss_pages: num(24)?,
+    })
+}
+
+/// Whether `pid` is the first process of a pid namespace below ours (its `NSpid` has a 1 after
+/// its own number): a supervisor's child that is that is the sandbox's init.
+fn is_namespace_init(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .is_some_and(|ns| ns.split_whitespace().nth(1) == Some("1"))
+    })
+}
+
+/// What the sandbox of the supervisor `supervisor` uses now: its init and every descendant.
+/// None when no init is found (the session is starting or ending).
+pub fn sandbox_usage(supervisor: u32) -> Option<Usage> {
+    let stats: Vec<(u32, Stat)> = fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, stat_of(pid)?)))
+        .collect();
+    let init = stats
+        .iter()
+        .find(|(pid, s)| s.ppid == supervisor && is_namespace_init(*pid))?
+        .0;
+    let mut tree = vec![init];
+    let mut i = 0;
+    while let Some(parent) = tree.get(i).copied() {
+        tree.extend(stats.iter().filter(|(_, s)| s.ppid == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    let page = u64::try_from(rustix::param::page_size()).unwrap_or(4096);
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    let mut u = Usage::default();
+    for (_, s) in stats.iter().filter(|(p, _)| tree.contains(p)) {
+        u.cpu_ms += s.ticks * 1000 / hz;
+        u.rss_bytes += s.rss_pages * page;
+        u.processes += 1;
+    }
+    Some(u)
+}
+
 /// A session is live while its supervisor runs (same pid *and* start time, not a zombie) and it
 /// has not finished.
 fn live(s: &SessionState) -> bool {

@@ -26,10 +26,12 @@ pub struct SessionRow {
     pub command: Vec<String>,
     /// Layers not fully in effect (`name=achieved`), from the audit log.
     pub degraded: Vec<String>,
-    /// Memory in use (bytes), from the session cgroup.
+    /// Memory in use (bytes), from the session cgroup, else the processes' resident memory.
     pub memory_bytes: Option<u64>,
-    /// Processes, from the session cgroup.
+    /// Processes, from the session cgroup, else counted in /proc.
     pub processes: Option<u64>,
+    /// CPU time used so far (milliseconds), by the sandbox's processes and their reaped children.
+    pub cpu_ms: Option<u64>,
     /// Connections the proxy allowed so far, from the audit log.
     pub net_allowed: u64,
     /// Connections the proxy refused so far, from the audit log.
@@ -58,6 +60,7 @@ pub fn row_from(state: &SessionState, log: &SessionLog) -> SessionRow {
         degraded: start.map(|s| s.degraded()).unwrap_or_default(),
         memory_bytes: None,
         processes: None,
+        cpu_ms: None,
         net_allowed: log.net_allowed,
         net_denied: log.net_denied,
     };
@@ -67,7 +70,22 @@ pub fn row_from(state: &SessionState, log: &SessionLog) -> SessionRow {
         });
         r.processes = r.processes.or_else(|| read_u64(&dir.join("pids.current")));
     }
+    // Without a session cgroup (none delegated), the processes themselves say.
+    if let Some(u) = session::sandbox_usage(state.pid) {
+        r.cpu_ms = Some(u.cpu_ms);
+        r.memory_bytes = r.memory_bytes.or(Some(u.rss_bytes));
+        r.processes = r.processes.or(Some(u.processes));
+    }
     r
+}
+
+/// CPU time as `ps` shows it: `12.3s`, `4m05s`.
+pub fn cpu_time(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("{}.{}s", ms / 1000, (ms % 1000) / 100)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
 }
 
 /// `corral ps`.
@@ -85,14 +103,15 @@ pub fn ps(runtime_root: &Path, logs: &[PathBuf], json: bool) -> anyhow::Result<i
         return Ok(0);
     }
     println!(
-        "{:<16}  {:>7}  {:>7}  {:>9}  {:>5}  {:<8}  {:<8}  {:>10}  WORKSPACE / COMMAND",
-        "ID", "PID", "UPTIME", "MEMORY", "PROCS", "PROFILE", "AGENT", "ALLOW/DENY"
+        "{:<16}  {:>7}  {:>7}  {:>8}  {:>9}  {:>5}  {:<8}  {:<8}  {:>10}  WORKSPACE / COMMAND",
+        "ID", "PID", "UPTIME", "CPU", "MEMORY", "PROCS", "PROFILE", "AGENT", "ALLOW/DENY"
     );
     for r in rows {
         let mem = r
             .memory_bytes
             .map_or("-".to_string(), |b| format!("{}M", b / (1024 * 1024)));
         let procs = r.processes.map_or("-".to_string(), |p| p.to_string());
+        let cpu = r.cpu_ms.map_or("-".to_string(), cpu_time);
         let up = r.uptime_s.map_or("-".to_string(), |s| format!("{s}s"));
         let degraded = if r.degraded.is_empty() {
             String::new()
@@ -100,10 +119,11 @@ pub fn ps(runtime_root: &Path, logs: &[PathBuf], json: bool) -> anyhow::Result<i
             format!("  [degraded: {}]", r.degraded.join(" "))
         };
         println!(
-            "{:<16}  {:>7}  {:>7}  {:>9}  {:>5}  {:<8}  {:<8}  {:>10}  {}: {}{degraded}",
+            "{:<16}  {:>7}  {:>7}  {:>8}  {:>9}  {:>5}  {:<8}  {:<8}  {:>10}  {}: {}{degraded}",
             r.id,
             r.pid,
             up,
+            cpu,
             mem,
             procs,
             r.profile.as_deref().unwrap_or("?"),
@@ -206,6 +226,7 @@ mod tests {
                 "command": ["codex", "--full-auto"],
                 "degraded": ["cgroup=none"],
                 "memory_bytes": 1048576,
+                "cpu_ms": null,
                 "processes": 3,
                 "net_allowed": 3,
                 "net_denied": 1,

@@ -48,6 +48,8 @@ pub struct SessionView {
     pub layers: Vec<LayerReport>,
     /// Its recent events, oldest first.
     pub feed: Vec<FeedItem>,
+    /// CPU use since the last refresh, in percent of one core (None on the first look).
+    pub cpu_percent: Option<u64>,
 }
 
 impl SessionView {
@@ -57,8 +59,16 @@ impl SessionView {
             row,
             layers: log.start.as_ref().map(|s| s.layers.clone()).unwrap_or_default(),
             feed: log.feed.iter().cloned().collect(),
+            cpu_percent: None,
         }
     }
+}
+
+/// CPU use between two looks, in percent of one core: (time, CPU time) in milliseconds each.
+fn cpu_percent(before: (u64, u64), now: (u64, u64)) -> Option<u64> {
+    let wall = now.0.checked_sub(before.0).filter(|w| *w > 0)?;
+    let cpu = now.1.checked_sub(before.1)?;
+    Some(cpu * 100 / wall)
 }
 
 /// Everything one frame shows.
@@ -273,6 +283,7 @@ fn render_list(frame: &mut Frame, state: &TopState, selected: Option<usize>, are
         ("PROJECT", Constraint::Length(12), true),
         ("PROFILE", Constraint::Length(8), true),
         ("UPTIME", Constraint::Length(7), true),
+        ("CPU", Constraint::Length(5), false),
         ("MEM", Constraint::Length(6), false),
         ("PROCS", Constraint::Length(5), false),
         ("ALLOW/DENY", Constraint::Length(10), true),
@@ -312,6 +323,7 @@ fn render_list(frame: &mut Frame, state: &TopState, selected: Option<usize>, are
                     .unwrap_or_else(|| "?".into()),
             ),
             Cell::from(r.uptime_s.map_or("-".into(), duration)),
+            Cell::from(s.cpu_percent.map_or("-".into(), |c| format!("{c}%"))),
             Cell::from(
                 r.memory_bytes
                     .map_or("-".into(), |b| format!("{}M", b / (1024 * 1024))),
@@ -501,10 +513,13 @@ fn refresh(
     runtime_root: &Path,
     logs: &[PathBuf],
     followers: &mut HashMap<String, LogFollower>,
+    cpu_seen: &mut HashMap<String, (u64, u64)>,
     color: bool,
 ) -> TopState {
     let live = session::live_sessions(runtime_root);
     followers.retain(|id, _| live.iter().any(|s| &s.id == id));
+    cpu_seen.retain(|id, _| live.iter().any(|s| &s.id == id));
+    let now = now_ms();
     let mut sessions = Vec::new();
     for s in &live {
         if !followers.contains_key(&s.id) {
@@ -521,7 +536,13 @@ fn refresh(
             }
             None => &empty,
         };
-        sessions.push(SessionView::new(cmd_ps::row_from(s, log), log));
+        let mut view = SessionView::new(cmd_ps::row_from(s, log), log);
+        if let Some(cpu) = view.row.cpu_ms {
+            if let Some(before) = cpu_seen.insert(s.id.clone(), (now, cpu)) {
+                view.cpu_percent = cpu_percent(before, (now, cpu));
+            }
+        }
+        sessions.push(view);
     }
     TopState {
         sessions,
@@ -565,13 +586,14 @@ pub fn top(runtime_root: &Path, logs: &[PathBuf]) -> anyhow::Result<i32> {
     let mut terminal = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
 
     let mut followers = HashMap::new();
+    let mut cpu_seen = HashMap::new();
     let mut selection = Selection::default();
     let mut notice: Option<String> = None;
     let mut state = TopState::default();
     let mut next_refresh = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_refresh {
-            state = refresh(runtime_root, logs, &mut followers, color);
+            state = refresh(runtime_root, logs, &mut followers, &mut cpu_seen, color);
             next_refresh = Instant::now() + REFRESH;
         }
         state.notice.clone_from(&notice);
@@ -627,6 +649,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn cpu_percent_is_cpu_time_over_wall_time_between_two_looks() {
+        assert_eq!(cpu_percent((1_000, 500), (3_000, 1_500)), Some(50));
+        assert_eq!(
+            cpu_percent((1_000, 500), (2_000, 2_500)),
+            Some(200),
+            "two cores busy"
+        );
+        assert_eq!(cpu_percent((1_000, 500), (1_000, 600)), None, "no time passed");
+        assert_eq!(
+            cpu_percent((1_000, 500), (2_000, 400)),
+            None,
+            "a counter that went back"
+        );
+        assert_eq!(crate::cmd_ps::cpu_time(12_345), "12.3s");
+        assert_eq!(crate::cmd_ps::cpu_time(245_000), "4m05s");
+    }
+
     fn item(ago_s: u64, activity: Activity) -> FeedItem {
         FeedItem {
             time_ms: NOW - ago_s * 1000,
@@ -647,6 +687,7 @@ mod tests {
                 degraded: vec!["cgroup=none".into()],
                 memory_bytes: Some(512 * 1024 * 1024),
                 processes: Some(14),
+                cpu_ms: Some(81_250),
                 net_allowed: 37,
                 net_denied: 2,
             },
@@ -697,6 +738,7 @@ mod tests {
                     },
                 ),
             ],
+            cpu_percent: Some(37),
         };
         let shell = SessionView {
             row: SessionRow {
@@ -710,11 +752,13 @@ mod tests {
                 degraded: vec![],
                 memory_bytes: None,
                 processes: None,
+                cpu_ms: None,
                 net_allowed: 0,
                 net_denied: 0,
             },
             layers: vec![],
             feed: vec![],
+            cpu_percent: None,
         };
         TopState {
             sessions: vec![claude, shell],
@@ -868,6 +912,7 @@ mod tests {
                         message: "pids limit (64) reached".into()
                     }
                 )],
+                cpu_percent: None,
             }
         );
     }

@@ -231,6 +231,15 @@ fn ps_lists_a_running_session_and_forgets_it_when_it_ends() {
     assert_eq!(rows[0]["pid"], corral.pid());
     assert_eq!(rows[0]["profile"], "default");
     assert_eq!(rows[0]["command"], serde_json::json!(["sleep", "30"]));
+    // What it uses: from its cgroup, or from /proc (init and sleep at least).
+    assert!(rows[0]["cpu_ms"].is_u64(), "{rows:?}");
+    assert!(rows[0]["processes"].as_u64().is_some_and(|n| n >= 2), "{rows:?}");
+    assert!(
+        rows[0]["memory_bytes"].as_u64().is_some_and(|n| n > 0),
+        "{rows:?}"
+    );
+    let table = fx.corral().arg("ps").output().unwrap();
+    assert!(stdout(&table).contains(" CPU "), "{}", stdout(&table));
     drop(corral.0.kill());
     assert!(corral.wait_for_exit(Duration::from_secs(10)).is_some());
     assert_eq!(ours(&fx), Vec::<serde_json::Value>::new());
