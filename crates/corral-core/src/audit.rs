@@ -36,6 +36,9 @@ pub enum Event {
         command: Vec<String>,
         /// Every layer.
         layers: Vec<LayerReport>,
+        /// The agent the profile runs (`sandbox.agent`), also for a profile of another name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
     },
     /// The environment that went in (names only).
     #[serde(rename = "env.audit")]

@@ -179,7 +179,8 @@ mod tests {
             1,
             Event::SessionStart {
                 version: "0.1.0".into(),
-                profile: "codex".into(),
+                // A profile file of the user's: the agent comes from session.start's `agent`.
+                profile: "/home/u/codex-strict.toml".into(),
                 plan_digest: "ab".into(),
                 workspace: "/home/u/proj".into(),
                 command: vec!["codex".into(), "--full-auto".into()],
@@ -197,6 +198,7 @@ mod tests {
                         detail: "no delegation".into(),
                     },
                 ],
+                agent: Some("codex".into()),
             },
         );
         for d in ["allowed", "allowed", "denied", "allowed"] {
@@ -221,7 +223,7 @@ mod tests {
                 "pid": 4242,
                 "workspace": "/home/u/proj",
                 "uptime_s": 0,
-                "profile": "codex",
+                "profile": "/home/u/codex-strict.toml",
                 "agent": "codex",
                 "command": ["codex", "--full-auto"],
                 "degraded": ["cgroup=none"],

@@ -48,7 +48,7 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         return Ok(EXIT_NOT_CONFIRMED);
     }
     crate::agent::ensure_state(&profile, &inv, &workspace)?;
-    launch_session(args, plan, proxy, &inv, &workspace)
+    launch_session(args, plan, proxy, &inv, &workspace, profile.agent.clone())
 }
 
 /// A plan and what it was made from.
@@ -119,6 +119,7 @@ fn launch_session(
     proxy_config: Option<corral_net::proxy::Config>,
     inv: &plan::Invocation,
     workspace: &std::path::Path,
+    agent: Option<String>,
 ) -> anyhow::Result<i32> {
     let root = sessions_root()?;
     for line in session::gc(&root) {
@@ -174,6 +175,7 @@ fn launch_session(
                 session: &mut session,
                 log: log.clone(),
                 plan: &plan,
+                agent,
                 throttle: corral_core::audit::ExecThrottle::default(),
                 clock: std::time::Instant::now(),
                 totals: Totals::default(),
@@ -540,6 +542,8 @@ struct Reporter<'a> {
     session: &'a mut Session,
     log: std::sync::Arc<crate::auditlog::AuditLog>,
     plan: &'a plan::Plan,
+    /// The agent the profile runs (`sandbox.agent`), for `session.start`.
+    agent: Option<String>,
     /// Keeps exec records to a rate the log can take, counting the rest.
     throttle: corral_core::audit::ExecThrottle,
     /// The throttle's time base.
@@ -584,6 +588,7 @@ impl corral_sys::launch::Observer for Reporter<'_> {
                 .map(|a| corral_core::audit::mask_arg(a))
                 .collect(),
             layers: layers.to_vec(),
+            agent: self.agent.clone(),
         });
     }
     fn denied(&mut self, seen: &corral_sys::execwatch::DeniedSeen) {

@@ -37,12 +37,16 @@ pub struct SessionInfo {
     pub command: Vec<String>,
     /// Every layer: what was asked and what was achieved.
     pub layers: Vec<LayerReport>,
+    /// The agent, as `session.start` recorded it (logs written before it did: none).
+    pub agent: Option<String>,
 }
 
 impl SessionInfo {
     /// The agent the session runs, when its profile is an agent's.
     pub fn agent(&self) -> Option<&str> {
-        AGENT_PROFILES.iter().copied().find(|a| *a == self.profile)
+        self.agent
+            .as_deref()
+            .or_else(|| AGENT_PROFILES.iter().copied().find(|a| *a == self.profile))
     }
 
     /// Layers not fully in effect, as `name=achieved`.
@@ -155,6 +159,8 @@ enum EventCfg {
         workspace: String,
         command: Vec<String>,
         layers: Vec<LayerReport>,
+        #[serde(default)]
+        agent: Option<String>,
     },
     #[serde(rename = "net.decision")]
     NetDecision {
@@ -204,12 +210,14 @@ pub fn parse_line(line: &str) -> Option<LogEntry> {
             workspace,
             command,
             layers,
+            agent,
         } => {
             return Some(LogEntry::Start(SessionInfo {
                 profile,
                 workspace,
                 command,
                 layers,
+                agent,
             }))
         }
         EventCfg::SessionEnd => return Some(LogEntry::End),
@@ -418,6 +426,7 @@ mod tests {
                 achieved: Achieved::Partial,
                 detail: "ABI 3".into(),
             }],
+            agent: None,
         };
         let info = SessionInfo {
             profile: "claude".into(),
@@ -429,9 +438,17 @@ mod tests {
                 achieved: Achieved::Partial,
                 detail: "ABI 3".into(),
             }],
+            agent: None,
         };
         assert_eq!(parse_line(&line(start)), Some(LogEntry::Start(info.clone())));
+        // No `agent` recorded (a log from before it was): the profile's name says.
         assert_eq!(info.agent(), Some("claude"));
+        let custom = SessionInfo {
+            profile: "/home/u/strict.toml".into(),
+            agent: Some("gemini".into()),
+            ..info.clone()
+        };
+        assert_eq!(custom.agent(), Some("gemini"));
         assert_eq!(info.degraded(), vec!["landlock=partial".to_string()]);
 
         let feed = |activity| {
