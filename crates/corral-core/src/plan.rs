@@ -981,8 +981,10 @@ pub fn build(
             });
         }
     }
-    // TCP connect: in proxy mode the proxy and the DNS sink (TCP fallback) are reachable, besides
-    // network.local_ports; with the host's network shared there is nothing to scope.
+    // TCP connect, with network.loopback = "ports": in proxy mode the proxy and the DNS sink (TCP
+    // fallback) are reachable, besides network.local_ports. With "open" (the default) the
+    // sandbox's own network namespace is the wall: only its own processes and corral's listeners
+    // are on its loopback. With the host's network shared there is nothing to scope.
     let mut connect_ports = profile.local_ports.clone();
     if profile.network_mode == NetworkMode::Proxy {
         connect_ports.extend([PROXY_PORT, DNS_PORT]);
@@ -991,7 +993,8 @@ pub fn build(
     }
     let landlock = LandlockPolicy {
         rules: ll,
-        restrict_tcp_connect: profile.network_mode != NetworkMode::Host,
+        restrict_tcp_connect: profile.network_mode != NetworkMode::Host
+            && profile.loopback == crate::profile::Loopback::Ports,
         connect_ports,
         scope_abstract_unix: true,
         scope_signals: true,

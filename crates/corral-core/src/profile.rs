@@ -124,7 +124,9 @@ pub struct FilesystemCfg {
 pub struct NetworkCfg {
     /// `none`, `proxy` or `host`.
     pub mode: Option<NetworkMode>,
-    /// Loopback TCP ports that may be connected to inside.
+    /// Which ports of the sandbox's own loopback programs inside may connect to.
+    pub loopback: Option<Loopback>,
+    /// Loopback TCP ports that may be connected to inside (with `loopback = "ports"`).
     pub local_ports: Option<Vec<u16>>,
     /// Hosts the egress proxy may reach (`example.com`, `*.example.com`, optional `:port`).
     pub allow: Option<Vec<String>>,
@@ -149,6 +151,19 @@ pub enum NetworkMode {
     /// The host's network namespace, shared: no network isolation at all (the weakest tier,
     /// reported as such everywhere).
     Host,
+}
+
+/// Which ports of the sandbox's own loopback (in its own network namespace: only the sandbox's
+/// processes and corral's proxy, DNS sink and gateway listen there) TCP `connect` may reach.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loopback {
+    /// Any port: a test suite's server on a random port, a local database, two services.
+    #[default]
+    Open,
+    /// Only `network.local_ports` and corral's own (Landlock, ABI ≥ 4): a second wall should the
+    /// network namespace ever be shared by mistake.
+    Ports,
 }
 
 /// `[env]`
@@ -246,7 +261,9 @@ pub struct Profile {
     pub expose_secrets: Vec<String>,
     /// Network mode.
     pub network_mode: NetworkMode,
-    /// Loopback ports connect(2) may reach.
+    /// `network.loopback`.
+    pub loopback: Loopback,
+    /// Loopback ports connect(2) may reach (with `Loopback::Ports`).
     pub local_ports: Vec<u16>,
     /// Env allowlist.
     pub env_pass: Vec<String>,
@@ -529,6 +546,7 @@ pub fn resolve(name: &str, layers: &[ProfileLayer]) -> Result<Profile, ProfileEr
         protect: pick!(filesystem.protect).unwrap_or_default(),
         expose_secrets: pick!(filesystem.expose_secrets).unwrap_or_default(),
         network_mode: pick!(network.mode).unwrap_or(NetworkMode::None),
+        loopback: pick!(network.loopback).unwrap_or_default(),
         local_ports: pick!(network.local_ports).unwrap_or_default(),
         network_allow: pick!(network.allow).unwrap_or_default(),
         network_deny: pick!(network.deny).unwrap_or_default(),

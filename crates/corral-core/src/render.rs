@@ -146,8 +146,11 @@ pub fn render_plan(plan: &Plan) -> String {
     };
     let connect = if plan.landlock.restrict_tcp_connect {
         format!("tcp connect to ports: {ports}; tcp bind: not restricted (own network namespace)")
-    } else {
+    } else if plan.network.mode == crate::profile::NetworkMode::Host {
         "tcp connect and bind: not restricted (network.mode = \"host\")".to_string()
+    } else {
+        "tcp connect and bind: not restricted (own network namespace; network.loopback = \"open\")"
+            .to_string()
     };
     let _ = writeln!(s, "  {connect}");
     let _ = writeln!(

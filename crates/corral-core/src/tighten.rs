@@ -140,6 +140,10 @@ pub fn widenings(before: &Profile, after: &Profile) -> Vec<Widening> {
             ),
         );
     }
+    if before.loopback == crate::profile::Loopback::Ports && after.loopback == crate::profile::Loopback::Open
+    {
+        push("network.loopback", "widens \"ports\" to \"open\"".to_string());
+    }
     for port in added(&before.local_ports, &after.local_ports) {
         push("network.local_ports", format!("adds {port}"));
     }

@@ -136,13 +136,16 @@ pub fn why_host(plan: &Plan, target: &str) -> Vec<String> {
     };
     let loopback = matches!(host, "localhost" | "::1" | "[::1]") || host.starts_with("127.");
     match plan.network.mode {
+        NetworkMode::None | NetworkMode::Proxy if loopback && !plan.landlock.restrict_tcp_connect => vec![format!(
+            "{target}: allowed — the sandbox's own loopback (not the host's: its own network namespace), any port (network.loopback = \"open\")"
+        )],
         NetworkMode::None | NetworkMode::Proxy if loopback => {
             let allowed = port.is_some_and(|p| plan.landlock.connect_ports.contains(&p));
             vec![if allowed {
                 format!("{target}: allowed — the sandbox's own loopback, port listed in network.local_ports (or the proxy's)")
             } else {
                 format!(
-                    "{target}: denied — the sandbox's own loopback (not the host's), and Landlock allows TCP connect only to network.local_ports ({})",
+                    "{target}: denied — the sandbox's own loopback (not the host's), and with network.loopback = \"ports\" Landlock allows TCP connect only to network.local_ports ({})",
                     if plan.landlock.connect_ports.is_empty() { "none".to_string() } else { format!("{:?}", plan.landlock.connect_ports) }
                 )
             }]

@@ -474,7 +474,22 @@ fn why_names_the_rule_that_decides() {
     );
     assert_eq!(
         why(&plan, "127.0.0.1:8080", home),
-        vec!["127.0.0.1:8080: denied — the sandbox's own loopback (not the host's), and Landlock allows TCP connect only to network.local_ports (none)"]
+        vec!["127.0.0.1:8080: allowed — the sandbox's own loopback (not the host's: its own network namespace), any port (network.loopback = \"open\")"]
+    );
+    let ports = plan::build(
+        &with("[network]\nloopback = \"ports\"\nlocal_ports = [5432]\n"),
+        &inv(),
+        Path::new(WS),
+        &facts(),
+    )
+    .unwrap();
+    assert_eq!(
+        why(&ports, "127.0.0.1:8080", home),
+        vec!["127.0.0.1:8080: denied — the sandbox's own loopback (not the host's), and with network.loopback = \"ports\" Landlock allows TCP connect only to network.local_ports ([5432])"]
+    );
+    assert_eq!(
+        why(&ports, "localhost:5432", home),
+        vec!["localhost:5432: allowed — the sandbox's own loopback, port listed in network.local_ports (or the proxy's)"]
     );
 }
 
@@ -494,10 +509,20 @@ fn proxy_mode_points_the_sandbox_at_the_proxy_and_the_dns_sink() {
             gateway: None,
         }
     );
-    // Landlock lets TCP connect reach the proxy and the sink's TCP side, nothing else.
-    assert!(plan.landlock.restrict_tcp_connect);
+    // The sandbox's own loopback is open (network.loopback = "open", the default): its own
+    // namespace is the wall.
+    assert!(!plan.landlock.restrict_tcp_connect);
+    // With "ports", Landlock lets TCP connect reach the proxy and the sink's TCP side, nothing else.
+    let strict = plan::build(
+        &with("[network]\nmode = \"proxy\"\nloopback = \"ports\"\n"),
+        &inv(),
+        Path::new(WS),
+        &facts(),
+    )
+    .unwrap();
+    assert!(strict.landlock.restrict_tcp_connect);
     assert_eq!(
-        plan.landlock.connect_ports,
+        strict.landlock.connect_ports,
         vec![plan::DNS_PORT, plan::PROXY_PORT]
     );
     let env: BTreeMap<&str, &str> = plan

@@ -126,6 +126,11 @@ mod tighten {
                 ],
             ),
             (
+                "[network]\nloopback = \"ports\"\n",
+                "[network]\nloopback = \"open\"\n",
+                vec![w("network.loopback", r#"widens "ports" to "open""#)],
+            ),
+            (
                 "",
                 "[network]\nallow = [\"*.github.com\"]\n",
                 vec![w("network.allow", r#"adds "*.github.com""#)],

@@ -350,8 +350,16 @@ const KEYS: &[KeyDoc] = &[
         project: true,
     },
     KeyDoc {
+        key: "network.loopback",
+        about: "\"open\": programs inside may connect to any port of the sandbox's own loopback (its own network namespace); \"ports\": only network.local_ports and corral's (Landlock)",
+        value: |p| Val::of(&p.loopback),
+        example: "",
+        resolved: true,
+        project: true,
+    },
+    KeyDoc {
         key: "network.local_ports",
-        about: "loopback TCP ports programs inside may connect to (your dev server's)",
+        about: "with network.loopback = \"ports\": the loopback TCP ports programs inside may connect to (your dev server's)",
         value: |p| Val::of(&p.local_ports),
         example: "",
         resolved: true,
@@ -1059,6 +1067,7 @@ filesystem.deny = []   # not set by any layer: corral's fallback
 filesystem.protect = []   # not set by any layer: corral's fallback
 filesystem.expose_secrets = []   # not set by any layer: corral's fallback
 network.mode = "none"   # not set by any layer: corral's fallback
+network.loopback = "open"   # not set by any layer: corral's fallback
 network.local_ports = []   # not set by any layer: corral's fallback
 network.allow = []   # not set by any layer: corral's fallback
 network.deny = []   # not set by any layer: corral's fallback

@@ -405,8 +405,25 @@ fn direct_connections_do_not_leave_the_sandbox() {
     up.wait_for(1);
     let o = run(&fx, &format!("python3 client.py direct {}", up.port));
     assert_code(&o, 0);
-    // Landlock refuses the connect (only the proxy and DNS ports are allowed); the sandbox's own
-    // loopback has nothing on that port anyway.
+    // The sandbox's own loopback has nothing on that port: its network namespace is not the
+    // host's.
+    assert_eq!(stdout(&o), "direct: ConnectionRefusedError\n", "{}", stderr(&o));
+    // With network.loopback = "ports", Landlock refuses the connect before it is tried (only the
+    // proxy and DNS ports, and network.local_ports, are allowed).
+    let strict = fx.home.join("strict.toml");
+    std::fs::write(
+        &strict,
+        "extends = \"default\"\n[network]\nmode = \"proxy\"\nloopback = \"ports\"\n",
+    )
+    .unwrap();
+    fx.chown();
+    let o = fx
+        .corral()
+        .args(["run", "--yes", "--profile", strict.to_str().unwrap()])
+        .args(["--", "python3", "client.py", "direct", &up.port.to_string()])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
     assert_eq!(stdout(&o), "direct: PermissionError\n", "{}", stderr(&o));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(up.received().len(), 1, "only the control arrived");

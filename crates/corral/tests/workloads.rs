@@ -5,10 +5,10 @@
 //! outside any sandbox, and checks the files it wrote: the sandbox must be strict without getting
 //! in the way of real work.
 //!
-//! Only two projects add anything to `default`, each what a real user would: the API client is
+//! Only one project adds anything to `default`, what a real user would: the API client is
 //! given the proxy (`--network proxy --allow-host`, and a profile file allowing the test server's
-//! loopback address, which the proxy otherwise refuses), and the multi-service project declares
-//! its service's port in its own `.corral.toml` (`network.local_ports`), which the user trusts.
+//! loopback address, which the proxy otherwise refuses). The multi-service project's two
+//! processes talk over the sandbox's own loopback with nothing added (`network.loopback = "open"`).
 //!
 //! Generated inputs (the 1000-row CSV, the 100 MiB log) are generated inside the sandbox by the
 //! project's own scripts, never committed. Every run is bounded by [`LIMIT`].
@@ -654,16 +654,7 @@ fn a_multi_service_project_talks_over_the_sandboxs_own_loopback() {
     }
     let fx = project("multi-service");
     fx.chown();
-    // The project declares its service's port in .corral.toml; the user reviews and trusts it.
-    let o = bounded(
-        {
-            let mut c = fx.corral();
-            c.args(["trust", "--yes"]);
-            c
-        },
-        "corral trust",
-    );
-    assert_code(&o, 0);
+    // Nothing added: the sandbox's own loopback is open to its own processes (network.loopback).
     let o = run_workload(&fx, "multi-service", &[]);
     assert_output(
         &o,

@@ -13,7 +13,7 @@ trap 'kill "$catalog" 2>/dev/null || true' EXIT
 i=0
 while [ ! -e run/catalog.ready ]; do
     i=$((i + 1))
-    if [ "$i" -gt 100 ] || ! kill -0 "$catalog" 2>/dev/null; then
+    if [ "$i" -gt 300 ] || ! kill -0 "$catalog" 2>/dev/null; then
         echo "catalog did not start" >&2
         exit 1
     fi
