@@ -28,7 +28,8 @@ pub enum Event {
         version: String,
         /// Profile name.
         profile: String,
-        /// SHA-256 of the plan as sent to the sandbox (the `--dry-run --json` of the launch).
+        /// SHA-256 of the plan as launched, as `plan.json` beside the log holds it (redacted, as
+        /// `--dry-run --json` prints it): `sha256sum plan.json` gives it back.
         plan_digest: String,
         /// The workspace.
         workspace: String,

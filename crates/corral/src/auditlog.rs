@@ -51,6 +51,14 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A plan as `plan.json` holds it and `session.start`'s `plan_digest` hashes it: redacted (no
+/// environment value in full), as `corral run --dry-run --json` prints it.
+pub fn plan_bytes(plan: &corral_core::plan::Plan) -> Vec<u8> {
+    let mut body = serde_json::to_vec_pretty(&plan.redacted()).unwrap_or_default();
+    body.push(b'\n');
+    body
+}
+
 impl AuditLog {
     /// Creates the session's log (the directory must not exist yet: one log per session).
     pub fn create(sessions: &Path, id: &str) -> anyhow::Result<AuditLog> {
@@ -83,11 +91,11 @@ impl AuditLog {
         })
     }
 
-    /// Saves the session's plan (redacted: no environment value in full) beside the log, for
-    /// `corral why --session`.
+    /// Saves the session's plan ([`plan_bytes`]) beside the log as `plan.json`, for `corral why
+    /// --session` and to check `session.start`'s `plan_digest` against (`sha256sum plan.json`).
     pub fn save_plan(&self, plan: &corral_core::plan::Plan) {
         let path = self.path.with_file_name("plan.json");
-        let body = serde_json::to_vec_pretty(&plan.redacted()).unwrap_or_default();
+        let body = plan_bytes(plan);
         let saved = OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -164,12 +164,13 @@ fn launch_session(
     } else {
         None
     };
-    log.save_plan(&plan);
     log.write(env_audit_event(&plan));
     let mut totals = Totals::default();
     let result = match session.create_placeholders(&plan.placeholders) {
         Ok(unneeded) => {
             plan.drop_placeholders(&unneeded);
+            // The plan as launched: session.start's digest is of these very bytes.
+            log.save_plan(&plan);
             let mut reporter = Reporter {
                 verbose: args.verbose,
                 session: &mut session,
@@ -197,7 +198,10 @@ fn launch_session(
             totals = std::mem::take(&mut reporter.totals);
             launched
         }
-        Err(e) => Err(anyhow::Error::from(e)),
+        Err(e) => {
+            log.save_plan(&plan);
+            Err(anyhow::Error::from(e))
+        }
     };
     // What the session changed in the workspace (before the placeholders go: they are skipped);
     // in review mode, what waits for review (the project itself is untouched).
@@ -575,11 +579,10 @@ impl corral_sys::launch::Observer for Reporter<'_> {
                 r.detail
             );
         }
-        let plan_json = serde_json::to_vec(self.plan).unwrap_or_default();
         self.log.write(Event::SessionStart {
             version: env!("CARGO_PKG_VERSION").to_string(),
             profile: self.plan.profile.clone(),
-            plan_digest: corral_core::audit::sha256_hex(&plan_json),
+            plan_digest: corral_core::audit::sha256_hex(&crate::auditlog::plan_bytes(self.plan)),
             workspace: self.plan.workspace.display().to_string(),
             command: self
                 .plan

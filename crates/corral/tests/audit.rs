@@ -56,6 +56,21 @@ fn a_session_writes_a_chained_log_with_names_only() {
     );
     let text = std::fs::read_to_string(&logs[0]).unwrap();
     assert!(!text.contains(SECRET), "a secret's value reached the audit log");
+    // session.start's plan digest is the digest of plan.json beside the log.
+    let start: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["event"] == "session.start")
+        .unwrap();
+    let plan = std::fs::read(logs[0].with_file_name("plan.json")).unwrap();
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&plan)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(start["plan_digest"], digest);
     assert!(
         text.contains("\"withheld\":[\"AWS_SECRET_ACCESS_KEY\"]"),
         "{text}"
