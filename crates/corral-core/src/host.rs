@@ -69,6 +69,10 @@ pub struct SeccompProbe {
     /// The `Seccomp_filters:` line of `/proc/self/status` (filters already stacked on this
     /// process, e.g. a container's), when present.
     pub status_filters: Option<u32>,
+    /// `seccomp(SECCOMP_GET_ACTION_AVAIL, SECCOMP_RET_USER_NOTIF)` succeeded: the exec audit's
+    /// user notification is available (Linux 5.0+). `None` when not asked (older probe files).
+    #[serde(default)]
+    pub user_notif: Option<bool>,
 }
 
 /// One probe per namespace kind: `unshare(CLONE_NEWUSER | kind)` in a forked child, then its own
@@ -462,6 +466,13 @@ fn assess_seccomp(s: &SeccompProbe) -> (Achieved, String) {
                     " (stacked on {n} filter(s) this process already has, e.g. a container's)"
                 ));
             }
+            match s.user_notif {
+                Some(true) => detail.push_str("; user notification: programs started and denied calls are recorded"),
+                Some(false) => detail.push_str(
+                    "; NO user notification (Linux < 5.0 or refused): programs started and denied calls are NOT recorded in the audit log",
+                ),
+                None => {}
+            }
             (Achieved::Full, detail)
         }
         (Some(_), false) => (
@@ -647,6 +658,7 @@ mod tests {
             filter_mode: true,
             status_mode: Some(0),
             status_filters: Some(0),
+            user_notif: None,
         }
     }
 
@@ -1274,12 +1286,31 @@ result       ok: every required layer is available; degraded (best effort): land
                 filter_mode: false,
                 status_mode: None,
                 status_filters: None,
+                user_notif: None,
             }),
             (
                 Achieved::None,
                 "kernel built without CONFIG_SECCOMP (prctl(PR_GET_SECCOMP) failed)".to_string()
             )
         );
+    }
+
+    #[test]
+    fn host_seccomp_says_whether_the_exec_audit_can_record() {
+        let (level, detail) = assess_seccomp(&SeccompProbe {
+            user_notif: Some(true),
+            ..seccomp_ok()
+        });
+        assert_eq!(level, Achieved::Full);
+        assert!(
+            detail.ends_with("; user notification: programs started and denied calls are recorded"),
+            "{detail}"
+        );
+        let (_, detail) = assess_seccomp(&SeccompProbe {
+            user_notif: Some(false),
+            ..seccomp_ok()
+        });
+        assert!(detail.contains("are NOT recorded in the audit log"), "{detail}");
     }
 
     #[test]

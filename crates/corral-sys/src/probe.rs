@@ -97,6 +97,22 @@ fn read_integer(path: &Path) -> Option<i64> {
 /// of that width rather than an `int` whose upper register half is unspecified.
 const NO_ARG: libc::c_ulong = 0;
 
+/// `seccomp(SECCOMP_GET_ACTION_AVAIL, 0, &SECCOMP_RET_USER_NOTIF)`: a query, nothing installed.
+fn user_notif_available() -> bool {
+    const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
+    let action: u32 = libc::SECCOMP_RET_USER_NOTIF;
+    // SAFETY: the kernel reads one u32 from the live `action`; the call changes nothing.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_ACTION_AVAIL,
+            0,
+            std::ptr::from_ref(&action),
+        )
+    };
+    r == 0
+}
+
 fn probe_seccomp(proc_root: &Path) -> SeccompProbe {
     // SAFETY: PR_GET_SECCOMP takes no pointer; it only returns the calling thread's mode (it
     // cannot be strict mode, which would not let this code run).
@@ -122,6 +138,7 @@ fn probe_seccomp(proc_root: &Path) -> SeccompProbe {
         filter_mode,
         status_mode,
         status_filters,
+        user_notif: Some(user_notif_available()),
     }
 }
 
