@@ -228,8 +228,13 @@ fn set_up_and_start(ctl: &UnixStream) -> Result<Started, InitError> {
     make_private()?;
 
     // Hostname first: it is only a uts-namespace change and cannot fail on a bad mount plan.
-    rustix::system::sethostname(plan.hostname.as_bytes())
-        .map_err(|e| step(format!("sethostname({:?})", plan.hostname))(e.into()))?;
+    // Without a UTS namespace of its own (optional, and refused at clone: the supervisor reports
+    // it) the sandbox keeps the host's hostname, and the kernel refuses the change.
+    match rustix::system::sethostname(plan.hostname.as_bytes()) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::PERM) if level(&plan, Layer::Utsns) != Level::Required => {}
+        Err(e) => return Err(step(format!("sethostname({:?})", plan.hostname))(e.into())),
+    }
 
     // The new root: host sources cloned first, then tmpfs root, binds, protections, masks, /proc
     // (while the old root is still attached, as the kernel requires), /dev.

@@ -229,12 +229,49 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         })
         .map(|(_, f, _)| *f)
         .fold(0, |a, f| a | f);
+    // When the clone with every namespace is refused, each optional namespace is tried on its
+    // own (a probe child), and the clone is made again with the required ones and those that
+    // work; what was dropped says why.
+    let mut dropped: std::collections::BTreeMap<u64, String> = std::collections::BTreeMap::new();
     let (pid, flags) = match clone_child(all, &child) {
         Ok(pid) => (pid, all),
-        Err(first) if required != all => match clone_child(required, &child) {
-            Ok(pid) => (pid, required),
-            Err(_) => return Err(clone_error(all, first)),
-        },
+        Err(first) if required != all => {
+            let mut kept = required;
+            for (_, f, _) in NAMESPACES
+                .iter()
+                .filter(|(_, f, _)| all & f != 0 && required & f == 0)
+            {
+                match crate::probe::namespace_attempt(*f) {
+                    corral_core::host::Attempt::Works => kept |= f,
+                    corral_core::host::Attempt::Failed { step, errno } => {
+                        dropped.insert(*f, format!("{} failed: {errno}", step.call()));
+                    }
+                    corral_core::host::Attempt::NotRun { reason } => {
+                        dropped.insert(*f, format!("could not be tried: {reason}"));
+                    }
+                }
+            }
+            let first_name = crate::ll::io_errno_name(&first);
+            let retried = clone_child(kept, &child).map(|pid| (pid, kept)).or_else(|_| {
+                // The probes and the clone disagree: keep only what is required.
+                for (_, f, _) in NAMESPACES
+                    .iter()
+                    .filter(|(_, f, _)| kept & f != 0 && required & f == 0)
+                {
+                    dropped.insert(*f, "refused in the retry with the required namespaces".into());
+                }
+                clone_child(required, &child).map(|pid| (pid, required))
+            });
+            match retried {
+                Ok((pid, flags)) => {
+                    for why in dropped.values_mut() {
+                        *why = format!("clone with every namespace failed ({first_name}); on its own: {why}");
+                    }
+                    (pid, flags)
+                }
+                Err(_) => return Err(clone_error(all, first)),
+            }
+        }
         Err(e) => return Err(clone_error(all, e)),
     };
     drop(theirs);
@@ -275,7 +312,10 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
                 "not created: network.mode = \"host\" shares the host's network (no isolation, no proxy)"
                     .into()
             } else {
-                "clone refused this namespace".into()
+                dropped
+                    .get(f)
+                    .cloned()
+                    .unwrap_or_else(|| "clone refused this namespace".into())
             },
         })
         .collect();
@@ -629,7 +669,9 @@ fn tree_bytes(dir: &std::path::Path) -> u64 {
     let mut total = 0u64;
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(m) = e.path().symlink_metadata() else {
                 continue;

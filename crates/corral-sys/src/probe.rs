@@ -73,6 +73,16 @@ pub fn probe_host(proc_root: &Path, sys_root: &Path) -> HostProbe {
     }
 }
 
+/// Whether this process can create a user namespace together with the namespace of `flag` (a
+/// `CLONE_NEW*` value), as the sandbox would: a forked child tries, nothing remains. Used when a
+/// launch's clone was refused, to keep each optional namespace that works on its own.
+pub fn namespace_attempt(flag: u64) -> Attempt {
+    let Some(kind) = u32::try_from(flag).ok().and_then(UnshareFlags::from_bits) else {
+        return not_run(format!("not a namespace flag: {flag:#x}"));
+    };
+    probe_unshare(&IdMaps::new(Path::new("/proc")), UnshareFlags::NEWUSER | kind)
+}
+
 // ---------------------------------------------------------------------------------------------
 // sysctls and seccomp
 

@@ -163,3 +163,92 @@ fn without_allow_shell_only_the_command_itself_may_be_executed() {
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "/usr/bin/true 0\n/bin/ls EACCES\n");
 }
+
+/// Runs `corral ARGS` under a seccomp filter that refuses `clone` and `unshare` with
+/// CLONE_NEWUTS (EPERM), as a container's profile or an LSM might: x86_64 numbers.
+const NO_UTSNS_PY: &str = r#"
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def insn(code, k, jt=0, jf=0):
+    return struct.pack("HBBI", code, jt, jf, k)
+LD, JEQ, JSET, RET = 0x20, 0x15, 0x45, 0x06
+prog = b"".join([
+    insn(LD, 0),
+    insn(JEQ, 56, 1, 0),            # clone
+    insn(JEQ, 272, 0, 3),           # unshare
+    insn(LD, 16),                   # arg 0, low word
+    insn(JSET, 0x04000000, 0, 1),   # CLONE_NEWUTS
+    insn(RET, 0x00050000 | 1),      # EPERM
+    insn(RET, 0x7fff0000),          # allow
+])
+buf = ctypes.create_string_buffer(prog)
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Fprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+assert libc.prctl(38, 1, 0, 0, 0) == 0
+assert libc.prctl(22, 2, ctypes.byref(fprog)) == 0, ctypes.get_errno()
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+
+#[test]
+fn a_namespace_the_host_refuses_is_dropped_alone_and_says_why() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    if !cfg!(target_arch = "x86_64") {
+        return skip("the filter uses x86_64 system call numbers");
+    }
+    let fx = Fixture::new();
+    // The UTS namespace is optional in this profile (it is required in `default`).
+    let profile = fx.home_file(
+        "uts-optional.toml",
+        "extends = \"default\"\n[layers]\nutsns = \"best_effort\"\n",
+    );
+    fx.chown();
+    let bin = corral_bin().display().to_string();
+    let c = fx.corral();
+    // The same environment and user as fx.corral(), through python3 first.
+    let program = c.get_program().to_owned();
+    let mut args: Vec<std::ffi::OsString> = c.get_args().map(|a| a.to_owned()).collect();
+    let at = args.iter().position(|a| a.to_str() == Some(bin.as_str()));
+    let mut cmd = std::process::Command::new(program);
+    match at {
+        // setpriv … BIN: put python3 between setpriv and corral.
+        Some(i) => {
+            args.splice(i..i, ["python3".into(), "-c".into(), NO_UTSNS_PY.into()]);
+            cmd.args(&args);
+        }
+        None => {
+            cmd = std::process::Command::new("python3");
+            cmd.args(["-c", NO_UTSNS_PY, &bin]);
+        }
+    }
+    cmd.current_dir(&fx.ws)
+        .env_clear()
+        .envs(
+            c.get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .args(["run", "-v", "--yes", "--profile", profile.to_str().unwrap()])
+        .args(["--", "sh", "-c", "echo inside"])
+        .stdin(std::process::Stdio::null());
+    let o = cmd.output().unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "inside\n");
+    let err = stderr(&o);
+    let line = |layer: &str| {
+        err.lines()
+            .find(|l| l.split_whitespace().any(|w| w == layer))
+            .unwrap_or_else(|| panic!("no {layer} line in: {err}"))
+            .to_string()
+    };
+    let utsns = line("utsns");
+    assert!(
+        utsns.contains("clone with every namespace failed (EPERM); on its own: unshare failed: EPERM"),
+        "{err}"
+    );
+    // Only it was dropped: the others are there.
+    for kept in ["ipcns", "netns", "pidns"] {
+        assert!(line(kept).contains("full"), "{kept}: {err}");
+    }
+}
