@@ -28,6 +28,10 @@ pub enum Event {
         version: String,
         /// Profile name.
         profile: String,
+        /// SHA-256 of the resolved profile (every layer merged, as JSON): the same profile gives
+        /// the same digest, whatever files it came from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile_digest: Option<String>,
         /// SHA-256 of the plan as launched, as `plan.json` beside the log holds it (redacted, as
         /// `--dry-run --json` prints it): `sha256sum plan.json` gives it back.
         plan_digest: String,

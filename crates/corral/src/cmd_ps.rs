@@ -181,6 +181,7 @@ mod tests {
                 version: "0.1.0".into(),
                 // A profile file of the user's: the agent comes from session.start's `agent`.
                 profile: "/home/u/codex-strict.toml".into(),
+                profile_digest: None,
                 plan_digest: "ab".into(),
                 workspace: "/home/u/proj".into(),
                 command: vec!["codex".into(), "--full-auto".into()],

@@ -48,7 +48,20 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         return Ok(EXIT_NOT_CONFIRMED);
     }
     crate::agent::ensure_state(&profile, &inv, &workspace)?;
-    launch_session(args, plan, proxy, &inv, &workspace, profile.agent.clone())
+    let profile_digest = serde_json::to_vec(&profile)
+        .ok()
+        .map(|j| corral_core::audit::sha256_hex(&j));
+    launch_session(
+        args,
+        plan,
+        proxy,
+        &inv,
+        &workspace,
+        SessionFacts {
+            agent: profile.agent.clone(),
+            profile_digest,
+        },
+    )
 }
 
 /// A plan and what it was made from.
@@ -112,6 +125,15 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     })
 }
 
+/// What `session.start` says of the profile beyond the plan.
+#[derive(Debug, Clone, Default)]
+struct SessionFacts {
+    /// The agent the profile runs (`sandbox.agent`).
+    agent: Option<String>,
+    /// SHA-256 of the resolved profile.
+    profile_digest: Option<String>,
+}
+
 /// The session: gc, session state, audit log, placeholders, the launch, the exit report.
 fn launch_session(
     args: &RunArgs,
@@ -119,7 +141,7 @@ fn launch_session(
     proxy_config: Option<corral_net::proxy::Config>,
     inv: &plan::Invocation,
     workspace: &std::path::Path,
-    agent: Option<String>,
+    facts: SessionFacts,
 ) -> anyhow::Result<i32> {
     let root = sessions_root()?;
     for line in session::gc(&root) {
@@ -176,7 +198,7 @@ fn launch_session(
                 session: &mut session,
                 log: log.clone(),
                 plan: &plan,
-                agent,
+                facts: facts.clone(),
                 throttle: corral_core::audit::ExecThrottle::default(),
                 clock: std::time::Instant::now(),
                 totals: Totals::default(),
@@ -546,8 +568,8 @@ struct Reporter<'a> {
     session: &'a mut Session,
     log: std::sync::Arc<crate::auditlog::AuditLog>,
     plan: &'a plan::Plan,
-    /// The agent the profile runs (`sandbox.agent`), for `session.start`.
-    agent: Option<String>,
+    /// For `session.start`.
+    facts: SessionFacts,
     /// Keeps exec records to a rate the log can take, counting the rest.
     throttle: corral_core::audit::ExecThrottle,
     /// The throttle's time base.
@@ -582,6 +604,7 @@ impl corral_sys::launch::Observer for Reporter<'_> {
         self.log.write(Event::SessionStart {
             version: env!("CARGO_PKG_VERSION").to_string(),
             profile: self.plan.profile.clone(),
+            profile_digest: self.facts.profile_digest.clone(),
             plan_digest: corral_core::audit::sha256_hex(&crate::auditlog::plan_bytes(self.plan)),
             workspace: self.plan.workspace.display().to_string(),
             command: self
@@ -591,7 +614,7 @@ impl corral_sys::launch::Observer for Reporter<'_> {
                 .map(|a| corral_core::audit::mask_arg(a))
                 .collect(),
             layers: layers.to_vec(),
-            agent: self.agent.clone(),
+            agent: self.facts.agent.clone(),
         });
     }
     fn denied(&mut self, seen: &corral_sys::execwatch::DeniedSeen) {

@@ -417,6 +417,7 @@ mod tests {
         let start = Event::SessionStart {
             version: "0.1.0".into(),
             profile: "claude".into(),
+            profile_digest: None,
             plan_digest: "ab".into(),
             workspace: "/home/u/proj".into(),
             command: vec!["claude".into()],

@@ -71,6 +71,9 @@ fn a_session_writes_a_chained_log_with_names_only() {
             .collect()
     };
     assert_eq!(start["plan_digest"], digest);
+    // And the resolved profile's: 64 hex digits, the same for the same profile.
+    let profile_digest = start["profile_digest"].as_str().unwrap().to_string();
+    assert_eq!(profile_digest.len(), 64, "{start}");
     assert!(
         text.contains("\"withheld\":[\"AWS_SECRET_ACCESS_KEY\"]"),
         "{text}"
@@ -89,6 +92,22 @@ fn a_session_writes_a_chained_log_with_names_only() {
         "{}",
         stdout(&h)
     );
+    // Another session with the same profile: the same profile digest.
+    let again = fx.corral().args(["run", "--yes", "--", "true"]).output().unwrap();
+    assert_code(&again, 0);
+    let digests: Vec<String> = logs_of(&fx)
+        .iter()
+        .map(|l| {
+            let text = std::fs::read_to_string(l).unwrap();
+            let start: serde_json::Value = text
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|r| r["event"] == "session.start")
+                .unwrap();
+            start["profile_digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(digests, vec![profile_digest.clone(), profile_digest]);
 }
 
 #[test]
