@@ -795,6 +795,8 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", corral_core::host::render_check(&probe, &reports));
+        // What the machine can do is one thing; that the sandbox holds on it is another.
+        println!("prove it    `corral selftest` attacks a sandbox from your profile on this machine");
     }
     Ok(if reports.iter().any(LayerReport::refuses_launch) {
         1

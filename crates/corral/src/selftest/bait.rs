@@ -186,32 +186,50 @@ fn record_stream(mut s: impl Read, inbox: &Inbox) {
     }
 }
 
-/// A TCP listener on `addr` that records what each connection sends.
-pub fn tcp_listener(addr: &str, inbox: &Inbox) -> Option<u16> {
-    let l = std::net::TcpListener::bind(addr).ok()?;
-    let port = l.local_addr().ok()?.port();
+/// How long a bait connection may stay silent before it is recorded and closed.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Serves connections on a thread: `accept` gives the next one (None ends it), and what each
+/// sends is recorded in `inbox`.
+fn record_connections<S: Read + Send + 'static>(
+    mut accept: impl FnMut() -> Option<S> + Send + 'static,
+    inbox: &Inbox,
+) {
     let inbox = inbox.clone();
     std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(3)));
+        while let Some(s) = accept() {
             let inbox = inbox.clone();
             std::thread::spawn(move || record_stream(s, &inbox));
         }
     });
+}
+
+/// A TCP listener on `addr` that records what each connection sends.
+pub fn tcp_listener(addr: &str, inbox: &Inbox) -> Option<u16> {
+    let l = std::net::TcpListener::bind(addr).ok()?;
+    let port = l.local_addr().ok()?.port();
+    record_connections(
+        move || {
+            let (s, _) = l.accept().ok()?;
+            s.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+            Some(s)
+        },
+        inbox,
+    );
     Some(port)
 }
 
 /// A unix listener (pathname or abstract) that records what each connection sends.
 pub fn unix_listener(addr: &std::os::unix::net::SocketAddr, inbox: &Inbox) -> anyhow::Result<()> {
     let l = std::os::unix::net::UnixListener::bind_addr(addr).context("binding a bait unix socket")?;
-    let inbox = inbox.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(3)));
-            let inbox = inbox.clone();
-            std::thread::spawn(move || record_stream(s, &inbox));
-        }
-    });
+    record_connections(
+        move || {
+            let (s, _) = l.accept().ok()?;
+            s.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+            Some(s)
+        },
+        inbox,
+    );
     Ok(())
 }
 
@@ -279,7 +297,7 @@ pub fn open_proxy(inbox: &Inbox) -> anyhow::Result<u16> {
         for s in l.incoming().flatten() {
             let inbox = inbox.clone();
             std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(3)));
+                let _ = s.set_read_timeout(Some(READ_TIMEOUT));
                 let mut r = BufReader::new(&s);
                 let mut head = String::new();
                 loop {
