@@ -205,3 +205,35 @@ fn the_control_run_alone_gets_through_with_every_attack() {
     assert_eq!(doc["summary"]["blocked"], 0, "nothing ran in a sandbox");
     assert_eq!(code, 0);
 }
+
+#[test]
+fn bad_input_is_refused_before_any_bait_is_planted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return skip("cannot start a sandbox here (user namespaces unavailable?)");
+    }
+    let before = leftovers();
+    let fx = Fixture::new();
+    fx.chown();
+    let o = fx
+        .corral()
+        .args(["selftest", "--profile", "no-such-profile"])
+        .output()
+        .unwrap();
+    assert_code(&o, 125);
+    assert!(stderr(&o).contains("no-such-profile"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    // As root: refused, with the reason (the sandbox would run as another user).
+    if rustix::process::geteuid().is_root() {
+        let o = std::process::Command::new(corral_bin())
+            .arg("selftest")
+            .current_dir(&fx.ws)
+            .output()
+            .unwrap();
+        assert_code(&o, 125);
+        assert!(stderr(&o).contains("not as root"), "{}", stderr(&o));
+    }
+    let after = leftovers();
+    let new: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert!(new.is_empty(), "left behind: {new:?}");
+}
