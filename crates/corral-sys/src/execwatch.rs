@@ -419,13 +419,31 @@ fn read_exec(
     })
 }
 
-/// Whether nothing is at `path` as process `pid` sees its file tree: through `/proc/<pid>/root`
-/// (absolute) or `/proc/<pid>/cwd` (relative), so the sandbox's own mounts are what is looked up.
-/// Anything unclear (a path that cannot be looked up for another reason) counts as present.
+/// Whether nothing is at the absolute `path` as process `pid` sees its file tree: looked up with
+/// `openat2(RESOLVE_IN_ROOT)` below `/proc/<pid>/root`, so `..` and absolute symlinks stay in the
+/// sandbox's tree (a plain lookup through `/proc/<pid>/root` would follow an absolute symlink in
+/// the supervisor's tree, where a program that exists inside may not: its arguments would go
+/// unread). The final component is followed, as exec does. Only ENOENT counts as missing; a
+/// relative path, a magic link or any other error counts as present (and is read in full).
 fn missing(pid: i32, path: &str) -> bool {
-    let base = if path.starts_with('/') { "root" } else { "cwd" };
-    let at = format!("/proc/{pid}/{base}/{}", path.trim_start_matches('/'));
-    matches!(std::fs::symlink_metadata(&at), Err(e) if e.kind() == io::ErrorKind::NotFound)
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let Some(rel) = path.strip_prefix('/') else {
+        return false;
+    };
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let Ok(root) = rustix::fs::open(
+        format!("/proc/{pid}/root"),
+        flags | OFlags::DIRECTORY,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let rel = if rel.is_empty() { "." } else { rel };
+    matches!(
+        rustix::fs::openat2(&root, rel, flags, Mode::empty(), resolve),
+        Err(rustix::io::Errno::NOENT)
+    )
 }
 
 /// The parent pid from `/proc/<pid>/stat` (the field after the state, which follows the last `)`:

@@ -647,3 +647,32 @@ fn with_the_observation_off_denied_calls_are_still_denied() {
     let log = logs_of(&fx).pop().unwrap();
     assert!(!events(&log).iter().any(|e| e == "syscall.denied"));
 }
+
+#[test]
+fn a_program_behind_an_absolute_symlink_that_exists_only_inside_is_recorded_in_full() {
+    // The supervisor looks a path up in the sandbox's tree, not its own: a link in the project to
+    // the sandbox's private /tmp (absent on the host) must not make a real exec look like a
+    // PATH-search miss, whose arguments are not read.
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    fx.chown();
+    let script = "mkdir -p /tmp/only-inside && cp /bin/true /tmp/only-inside/prog \
+                  && ln -s /tmp/only-inside link && \"$PWD/link/prog\" marker-argument";
+    let o = fx
+        .corral()
+        .args(["run", "--yes", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let log = logs_of(&fx).pop().unwrap();
+    let record = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["event"] == "exec" && r["path"].as_str().is_some_and(|p| p.ends_with("/link/prog")))
+        .expect("the exec of link/prog is recorded");
+    assert_eq!(record["argv"][1], "marker-argument", "{record}");
+    assert!(record.get("missing").is_none(), "{record}");
+}
