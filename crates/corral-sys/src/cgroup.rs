@@ -72,6 +72,10 @@ const SETUP_HINT: &str = "fix: run `sudo corral setup` to delegate a cgroup to t
 const MOUNT_HINT: &str =
     "fix: mount the cgroup v1 memory and pids hierarchies, or cgroup2 with those controllers";
 
+/// Set by `corral run` for the corral it re-runs in a transient systemd scope: the scope's unit
+/// name (`corral-….scope`), whose cgroup then serves as the session's.
+pub const SYSTEMD_SCOPE_ENV: &str = "CORRAL_SYSTEMD_SCOPE";
+
 /// Limits to enforce through the cgroup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupLimits {
@@ -177,6 +181,10 @@ pub enum CgroupError {
 #[derive(Debug)]
 pub struct SessionCgroup {
     dirs: Vec<SessionDir>,
+    /// The directory is the systemd scope this process runs in ([`SessionCgroup::systemd_scope`]):
+    /// systemd made it and removes it, and this process is in it, so it is neither killed whole
+    /// (`cgroup.kill`) nor removed.
+    scope: bool,
 }
 
 /// One `corral-<id>` directory.
@@ -256,6 +264,86 @@ impl SessionCgroup {
         create_with(host, uid, id, limits, &Kernfs)
     }
 
+    /// The systemd scope this process runs in, named `unit` (`corral-….scope`, made by `corral
+    /// run` through `systemd-run --user --scope`, the limits set on it with `systemctl --user
+    /// set-property`): its cgroup2 directory, when this process's own cgroup is it and it has the
+    /// memory and pids files. None otherwise. The outcome is `full` when the kernel shows every
+    /// limit of `limits` there, else `partial`, naming what it shows.
+    pub fn systemd_scope(
+        host: &CgroupHost,
+        unit: &str,
+        limits: &CgroupLimits,
+    ) -> Option<(SessionCgroup, CgroupOutcome)> {
+        let own = parse_proc_cgroup(&host.self_cgroup)
+            .into_iter()
+            .find(|m| m.hierarchy_id == 0)?
+            .path;
+        if own.rsplit('/').next() != Some(unit) {
+            return None;
+        }
+        let mount = parse_mountinfo(&host.mountinfo)
+            .into_iter()
+            .find(|m| m.version == Version::V2)?;
+        let dir = host.real(&under(
+            Path::new(&mount.mount_point),
+            &relative(&mount.root, &own)?,
+        ));
+        let read = |file: &str| {
+            fs::read_to_string(dir.join(file))
+                .ok()
+                .map(|v| v.trim().to_string())
+        };
+        let mut controllers = Vec::new();
+        let mut shown = Vec::new();
+        for (c, file) in [
+            (Controller::Memory, "memory.max"),
+            (Controller::Pids, "pids.max"),
+            (Controller::Cpu, "cpu.max"),
+        ] {
+            if let Some(v) = read(file) {
+                controllers.push(c);
+                shown.push(format!("{file}={v}"));
+            }
+        }
+        if !controllers.contains(&Controller::Memory) || !controllers.contains(&Controller::Pids) {
+            return None;
+        }
+        if let Some(v) = read("memory.swap.max") {
+            shown.push(format!("memory.swap.max={v}"));
+        }
+        let want =
+            |file: &str, v: Option<String>| v.is_none_or(|v| read(file).as_deref() == Some(v.as_str()));
+        let held = want("memory.max", limits.memory_bytes.map(|b| b.to_string()))
+            && want("memory.swap.max", limits.memory_bytes.map(|_| "0".to_string()))
+            && want("pids.max", limits.pids.map(|p| p.to_string()))
+            && want(
+                "cpu.max",
+                limits.cpu_quota_us_per_period.map(|(q, p)| format!("{q} {p}")),
+            );
+        let outcome = CgroupOutcome {
+            achieved: if held { Achieved::Full } else { Achieved::Partial },
+            detail: format!(
+                "v2 systemd scope {} ({}){}",
+                dir.display(),
+                shown.join(", "),
+                if held {
+                    ""
+                } else {
+                    "; not every limit of the plan is set there"
+                }
+            ),
+        };
+        let cg = SessionCgroup {
+            dirs: vec![SessionDir {
+                version: Version::V2,
+                controllers,
+                path: dir,
+            }],
+            scope: true,
+        };
+        Some((cg, outcome))
+    }
+
     /// Moves `pid` into the session cgroup in every hierarchy (writes `cgroup.procs`). Call it
     /// before the process runs anything: its children inherit the cgroup.
     pub fn attach(&self, pid: i32) -> Result<(), CgroupError> {
@@ -306,7 +394,11 @@ impl SessionCgroup {
     pub fn kill_all(&self) {
         let mut procs_files = Vec::new();
         for dir in &self.dirs {
-            if dir.version == Version::V2 && write_file(&dir.path.join("cgroup.kill"), "1").is_ok() {
+            // In a systemd scope this process is in the cgroup too: signal the others only.
+            if !self.scope
+                && dir.version == Version::V2
+                && write_file(&dir.path.join("cgroup.kill"), "1").is_ok()
+            {
                 continue;
             }
             procs_files.push(dir.path.join("cgroup.procs"));
@@ -342,6 +434,10 @@ impl SessionCgroup {
     }
 
     fn remove_with(self, fs: &dyn CgroupFs) -> Result<(), CgroupError> {
+        // systemd removes its scope once this process has left it.
+        if self.scope {
+            return Ok(());
+        }
         let mut first_error = None;
         for dir in self.dirs.iter().rev() {
             if let Err(e) = rmdir_retrying(fs, &dir.path) {
@@ -929,7 +1025,10 @@ fn conclude(
         achieved,
         detail: parts.join("; "),
     };
-    let cgroup = (!progress.made.is_empty()).then_some(SessionCgroup { dirs: progress.made });
+    let cgroup = (!progress.made.is_empty()).then_some(SessionCgroup {
+        dirs: progress.made,
+        scope: false,
+    });
     (cgroup, outcome)
 }
 
@@ -1559,6 +1658,51 @@ mod tests {
                 ]
             )
         );
+    }
+
+    #[test]
+    fn a_systemd_scope_with_the_limits_on_it_is_the_session_cgroup() {
+        let scope = "sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/corral-ab12.scope";
+        let file = |f: &str| format!("{scope}/{f}");
+        let limits = memory_and_pids();
+        let fx = Fixture::new(
+            &[scope],
+            &[
+                (&file("memory.max"), "67108864\n"),
+                (&file("memory.swap.max"), "0\n"),
+                (&file("pids.max"), "20\n"),
+                (&file("cgroup.procs"), ""),
+            ],
+        );
+        let own = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/corral-ab12.scope\n";
+        let host = fx.host(MOUNTINFO_V2, own);
+        let (cg, outcome) = SessionCgroup::systemd_scope(&host, "corral-ab12.scope", &limits).unwrap();
+        assert_eq!(outcome.achieved, Achieved::Full, "{}", outcome.detail);
+        assert_eq!(
+            outcome.detail,
+            format!(
+                "v2 systemd scope {} (memory.max=67108864, pids.max=20, memory.swap.max=0)",
+                fx.path(scope).display()
+            )
+        );
+        // Never removed by corral: systemd removes its scope.
+        let before = fx.tree();
+        cg.remove().unwrap();
+        assert_eq!(fx.tree(), before);
+        // Another unit's scope, or the user's session: not ours.
+        assert!(SessionCgroup::systemd_scope(&host, "corral-ffff.scope", &limits).is_none());
+        let session = fx.host(MOUNTINFO_V2, SELF_V2);
+        assert!(SessionCgroup::systemd_scope(&session, "corral-ab12.scope", &limits).is_none());
+        // A limit systemd did not set there: partial, and said.
+        let more = CgroupLimits {
+            pids: Some(21),
+            ..limits
+        };
+        let (_, outcome) = SessionCgroup::systemd_scope(&host, "corral-ab12.scope", &more).unwrap();
+        assert_eq!(outcome.achieved, Achieved::Partial);
+        assert!(outcome
+            .detail
+            .ends_with("; not every limit of the plan is set there"));
     }
 
     #[test]

@@ -443,8 +443,16 @@ fn session_cgroup(plan: &Plan) -> Result<(Option<SessionCgroup>, LayerReport), L
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let id = format!("{}-{nanos:x}", std::process::id());
-    let (cg, outcome) = SessionCgroup::create(&host, uid, &id, &limits)
-        .map_err(|e| step("creating the session cgroup")(std::io::Error::other(e.to_string())))?;
+    // Re-run by `corral run` in a systemd scope with the limits set on it: that cgroup is the
+    // session's. Otherwise (or if it is not what it should be), one of our own.
+    let scope = std::env::var(crate::cgroup::SYSTEMD_SCOPE_ENV)
+        .ok()
+        .and_then(|unit| SessionCgroup::systemd_scope(&host, &unit, &limits));
+    let (cg, outcome) = match scope {
+        Some((cg, outcome)) => (Some(cg), outcome),
+        None => SessionCgroup::create(&host, uid, &id, &limits)
+            .map_err(|e| step("creating the session cgroup")(std::io::Error::other(e.to_string())))?,
+    };
     // At launch, one sentence with the fix; `corral check` shows the whole probe.
     let detail = match outcome.achieved {
         Achieved::None => "no cgroup this user may write: the memory and CPU limits are not enforced and processes are limited by RLIMIT_NPROC only; fix: run `sudo corral setup` once (`corral check` says more)".to_string(),

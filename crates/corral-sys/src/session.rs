@@ -122,7 +122,8 @@ pub fn sessions_root(xdg_runtime_dir: Option<&Path>, uid: u32) -> Result<PathBuf
     Ok(root)
 }
 
-fn random_id() -> String {
+/// 16 random hex digits: a session id, a scope name.
+pub fn random_id() -> String {
     let mut b = [0u8; 8];
     if let Ok(mut f) = fs::File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut b);

@@ -17,6 +17,7 @@ mod context;
 mod net;
 mod review;
 mod run;
+mod scope;
 mod selftest;
 mod sessionlog;
 mod trust;

@@ -24,6 +24,13 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     if let Some(note) = context::drop_root_if_needed()? {
         crate::say!("corral: {note}");
     }
+    // Without a delegated cgroup, through a systemd scope when the user manager can make one.
+    crate::scope::mark_started();
+    if !args.dry_run {
+        if let Some(code) = crate::scope::rerun_in_scope()? {
+            return Ok(code);
+        }
+    }
     let Prepared {
         mut plan,
         profile,
@@ -48,6 +55,7 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         return Ok(EXIT_NOT_CONFIRMED);
     }
     crate::agent::ensure_state(&profile, &inv, &workspace)?;
+    crate::scope::set_limits(&plan.limits);
     let profile_digest = serde_json::to_vec(&profile)
         .ok()
         .map(|j| corral_core::audit::sha256_hex(&j));

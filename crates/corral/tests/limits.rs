@@ -738,3 +738,99 @@ fn the_sandboxs_pid_max_follows_the_pids_limit_and_the_hosts_is_untouched() {
         host_before
     );
 }
+
+/// A fake systemd for the scope path: `systemd-run` and `systemctl` that log their arguments;
+/// `systemd-run` either starts the command after `--` (as `--scope` does, in place) or fails as
+/// it does without a user bus. Returns (fixture, log file, the launch command).
+fn with_fake_systemd(systemd_run_works: bool) -> (Fixture, PathBuf, std::process::Command) {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let bin = fx.root.join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = fx.root.join("fake.log");
+    let run = if systemd_run_works {
+        "#!/bin/sh\necho \"systemd-run $*\" >>\"$FAKE_LOG\"\nwhile [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n"
+    } else {
+        "#!/bin/sh\necho \"systemd-run $*\" >>\"$FAKE_LOG\"\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n"
+    };
+    std::fs::write(bin.join("systemd-run"), run).unwrap();
+    std::fs::write(
+        bin.join("systemctl"),
+        "#!/bin/sh\necho \"systemctl $*\" >>\"$FAKE_LOG\"\n",
+    )
+    .unwrap();
+    for p in ["systemd-run", "systemctl"] {
+        std::fs::set_permissions(bin.join(p), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // A user manager's socket (its presence is what corral looks for).
+    let runtime = fx.root.join("run");
+    std::fs::create_dir_all(runtime.join("systemd")).unwrap();
+    std::fs::write(runtime.join("systemd/private"), "").unwrap();
+    std::fs::write(&log, "").unwrap();
+    fx.chown();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut c = fx.corral();
+    c.env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("FAKE_LOG", &log)
+        // Also where a cgroup is delegated (as on CI), to drive this path.
+        .env("CORRAL_SCOPE", "always")
+        .args(["run", "--yes", "--", "sh", "-c", "echo inside; exit 3"]);
+    (fx, log, c)
+}
+
+#[test]
+fn without_a_delegated_cgroup_corral_runs_in_a_systemd_scope_with_the_limits_on_it() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let (fx, log, mut c) = with_fake_systemd(true);
+    let o = c.output().unwrap();
+    assert_code(&o, 3);
+    assert_eq!(stdout(&o), "inside\n", "the command ran once: {}", stderr(&o));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(lines.len(), 2, "{calls}");
+    let unit = lines[0]
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("--unit="))
+        .unwrap_or_else(|| panic!("{calls}"));
+    assert!(unit.starts_with("corral-") && unit.ends_with(".scope"), "{calls}");
+    assert!(
+        lines[0].starts_with(
+            "systemd-run --user --scope --quiet --collect --property=Delegate=yes --unit=corral-"
+        ) && lines[0].ends_with(" run --yes -- sh -c echo inside; exit 3"),
+        "{calls}"
+    );
+    assert_eq!(
+        lines[1],
+        format!("systemctl --user set-property --runtime {unit} MemoryMax=4294967296 MemorySwapMax=0 TasksMax=1024")
+    );
+    // The mark the inner corral left for the outer one is gone.
+    let left: Vec<_> = std::fs::read_dir(fx.root.join("run"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("corral-scope-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn when_systemd_run_fails_corral_goes_on_without_a_scope_and_says_so() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let (_fx, log, mut c) = with_fake_systemd(false);
+    let o = c.output().unwrap();
+    assert_code(&o, 3);
+    assert_eq!(stdout(&o), "inside\n");
+    assert!(
+        stderr(&o).contains("corral: warning: systemd-run could not start a scope"),
+        "{}",
+        stderr(&o)
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls.lines().count(), 1, "no systemctl without a scope: {calls}");
+}
