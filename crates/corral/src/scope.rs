@@ -54,7 +54,11 @@ fn wanted() -> Option<PathBuf> {
 /// The inner corral: says it started (see the module docs).
 pub fn mark_started() {
     if let Some(path) = std::env::var_os(READY_ENV) {
-        let _ = std::fs::write(path, b"");
+        // A fresh name the outer corral chose: never an existing file.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path);
     }
 }
 

@@ -349,8 +349,18 @@ fn limits_of(plan: &serde_json::Value) -> Limits {
     }
 }
 
+/// A process killed and reaped when dropped, on every way out.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A sentinel process outside: `sleep` with the token in its environment.
-fn sentinel(token: &str) -> anyhow::Result<std::process::Child> {
+fn sentinel(token: &str) -> anyhow::Result<Reaped> {
     Command::new("sleep")
         .arg("600")
         .env("CORRAL_SELFTEST_CANARY", format!("bait-{token}"))
@@ -358,6 +368,7 @@ fn sentinel(token: &str) -> anyhow::Result<std::process::Child> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Reaped)
         .context("starting the sentinel process (sleep)")
 }
 
@@ -578,7 +589,7 @@ fn attack_run(
         v.clear();
     }
     let mut sentinel = sentinel(&brief.token)?;
-    brief.sentinel_pid = i32::try_from(sentinel.id()).unwrap_or(0);
+    brief.sentinel_pid = i32::try_from(sentinel.0.id()).unwrap_or(0);
     // A descriptor on a secret left open for the launcher to inherit.
     let secret = std::fs::File::open(
         tree.secrets
@@ -702,9 +713,8 @@ fn attack_run(
     }
     // Let in-flight messages land.
     std::thread::sleep(Duration::from_millis(300));
-    let sentinel_alive = sentinel.try_wait().ok().flatten().is_none();
-    let _ = sentinel.kill();
-    let _ = sentinel.wait();
+    let sentinel_alive = sentinel.0.try_wait().ok().flatten().is_none();
+    drop(sentinel);
     let view = HostView {
         received: s.received(),
         sentinel_alive,
