@@ -324,6 +324,84 @@ pub fn open_proxy(inbox: &Inbox) -> anyhow::Result<u16> {
     Ok(port)
 }
 
+/// The bait services, shared by every run.
+pub(super) struct Services {
+    pub(super) inbox: Inbox,
+    pub(super) tcp_port: u16,
+    pub(super) tcp6_port: Option<u16>,
+    pub(super) udp_port: u16,
+    pub(super) dns_port: u16,
+    pub(super) proxy_port: u16,
+    pub(super) abstract_name: String,
+    pub(super) unix_path: PathBuf,
+    pub(super) ssh_agent: PathBuf,
+    pub(super) host_tmp_file: PathBuf,
+    pub(super) host_shm_file: PathBuf,
+}
+
+impl Services {
+    pub(super) fn start(scratch: &mut Scratch, token: &str) -> anyhow::Result<Services> {
+        let inbox = Inbox::default();
+        let tcp_port = tcp_listener("127.0.0.1:0", &inbox).context("binding the bait TCP listener")?;
+        let tcp6_port = tcp_listener("[::1]:0", &inbox);
+        let udp_port = udp_listener(&inbox)?;
+        let dns_port = dns_server(&inbox)?;
+        let proxy_port = open_proxy(&inbox)?;
+        let sockets = scratch.root.join("sockets");
+        std::fs::create_dir(&sockets)?;
+        let abstract_name = format!("corral-selftest-{}", &token[..12]);
+        {
+            use std::os::linux::net::SocketAddrExt;
+            unix_listener(
+                &std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())?,
+                &inbox,
+            )?;
+        }
+        let unix_path = sockets.join("service.sock");
+        unix_listener(
+            &std::os::unix::net::SocketAddr::from_pathname(&unix_path)?,
+            &inbox,
+        )?;
+        let ssh_agent = sockets.join("agent.sock");
+        unix_listener(
+            &std::os::unix::net::SocketAddr::from_pathname(&ssh_agent)?,
+            &inbox,
+        )?;
+        let name = format!("corral-selftest-{}-bait", &token[..12]);
+        let host_tmp_file = plant_outside(scratch, "/tmp", &name, token)?;
+        let host_shm_file = if Path::new("/dev/shm").is_dir() {
+            plant_outside(scratch, "/dev/shm", &name, token)?
+        } else {
+            plant_outside(scratch, &scratch.root.display().to_string(), "shm-bait", token)?
+        };
+        Ok(Services {
+            inbox,
+            tcp_port,
+            tcp6_port,
+            udp_port,
+            dns_port,
+            proxy_port,
+            abstract_name,
+            unix_path,
+            ssh_agent,
+            host_tmp_file,
+            host_shm_file,
+        })
+    }
+
+    pub(super) fn received(&self) -> Vec<String> {
+        self.inbox.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// The variables the bait puts in the launcher's environment.
+pub(super) fn bait_env(cmd: &mut std::process::Command, token: &str, s: &Services) {
+    for name in super::attacks::secrets::BAIT_VARS {
+        cmd.env(name, format!("bait-{token}"));
+    }
+    cmd.env("SSH_AUTH_SOCK", &s.ssh_agent);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,25 +413,5 @@ mod tests {
         assert_eq!(name, "abc123-raw.selftest.invalid");
         assert_eq!(&q[end..], &[0, 1, 0, 1]);
         assert_eq!(qname(&q[..q.len() - 3]), None, "a cut-off question");
-    }
-
-    #[test]
-    fn a_resource_profile_keeps_the_users_choice_and_sets_small_limits() {
-        let t = crate::selftest::derived_profile(Some("claude"), crate::selftest::RES_TOML).unwrap();
-        assert!(t.starts_with("extends = \"claude\"\n"), "{t}");
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("mine.toml");
-        std::fs::write(
-            &p,
-            "extends = \"default\"\n[limits]\nmemory_mb = 9000\nfile_mb = 4096\n",
-        )
-        .unwrap();
-        let t: toml::Table =
-            crate::selftest::derived_profile(Some(p.to_str().unwrap()), crate::selftest::RES_TOML)
-                .unwrap()
-                .parse()
-                .unwrap();
-        assert_eq!(t["limits"]["file_mb"].as_integer(), Some(32));
-        assert_eq!(t["limits"]["memory_mb"].as_integer(), Some(9000));
     }
 }
