@@ -118,6 +118,8 @@ pub enum Probe {
     Skipped(String),
     /// It was tried; only the host can tell whether it got through (what was done).
     Attempted(String),
+    /// The attack itself broke (it panicked): no verdict either way.
+    Failed(String),
 }
 
 /// One line of the probe's output.

@@ -126,6 +126,22 @@ pub fn selftest(args: &SelftestArgs) -> anyhow::Result<i32> {
     Ok(if bad { 1 } else { 0 })
 }
 
+/// One attack's verdict from its control run and its sandbox run: blocked only when the control
+/// run got through and the sandbox run was refused.
+fn verdict(control: &Probe, inside: &Probe) -> (Verdict, String) {
+    match (control, inside) {
+        (Probe::Skipped(why), _) => (Verdict::Skipped, why.clone()),
+        (Probe::Escaped(_), Probe::Escaped(how)) => (Verdict::Escaped, how.clone()),
+        (Probe::Escaped(_), Probe::Skipped(why)) => (Verdict::Skipped, why.clone()),
+        (Probe::Escaped(_), Probe::Blocked(how)) => (Verdict::Blocked, how.clone()),
+        (Probe::Escaped(_), Probe::Attempted(none) | Probe::Failed(none)) => (Verdict::Error, none.clone()),
+        (other, _) => (
+            Verdict::Unproven,
+            format!("the control run did not get through: {}", text(other)),
+        ),
+    }
+}
+
 /// The control run and the sandbox run of one set, judged.
 fn run_pair(
     args: &SelftestArgs,
@@ -260,21 +276,10 @@ fn run_pair(
         .iter()
         .map(|a| {
             let c = control_list.iter().find(|ca| ca.id == a.id).map_or_else(
-                || Probe::Skipped("not in the control run".into()),
+                || Probe::Attempted("not in the control run".into()),
                 |ca| control.judge(ca),
             );
-            let x = sandbox.judge(a);
-            let (result, detail) = match (&c, &x) {
-                (Probe::Skipped(why), _) => (Verdict::Skipped, why.clone()),
-                (Probe::Escaped(_), Probe::Escaped(how)) => (Verdict::Escaped, how.clone()),
-                (Probe::Escaped(_), Probe::Skipped(why)) => (Verdict::Skipped, why.clone()),
-                (Probe::Escaped(_), Probe::Blocked(how)) => (Verdict::Blocked, how.clone()),
-                (Probe::Escaped(_), Probe::Attempted(none)) => (Verdict::Error, none.clone()),
-                (other, _) => (
-                    Verdict::Unproven,
-                    format!("the control run did not get through: {}", text(other)),
-                ),
-            };
+            let (result, detail) = verdict(&c, &sandbox.judge(a));
             Row {
                 id: a.id.clone(),
                 group: a.group.to_string(),
@@ -287,4 +292,46 @@ fn run_pair(
         })
         .collect();
     Ok((rows, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{verdict, Probe, Verdict};
+
+    #[test]
+    fn only_an_attack_that_got_through_outside_and_was_refused_inside_is_blocked() {
+        let p = |s: &str| s.to_string();
+        let through = Probe::Escaped(p("read the bait"));
+        let refused = Probe::Blocked(p("ENOENT"));
+        assert_eq!(verdict(&through, &refused).0, Verdict::Blocked);
+        assert_eq!(verdict(&through, &through).0, Verdict::Escaped);
+        // An attack that cannot tell an escape proves nothing, however it ends inside.
+        assert_eq!(verdict(&refused, &refused).0, Verdict::Unproven);
+        assert_eq!(
+            verdict(&Probe::Attempted(p("not in the control run")), &refused).0,
+            Verdict::Unproven
+        );
+        assert_eq!(
+            verdict(&Probe::Failed(p("the attack panicked")), &refused).0,
+            Verdict::Unproven
+        );
+        // An attack that broke or gave no answer inside is an error, never "blocked".
+        assert_eq!(
+            verdict(&through, &Probe::Failed(p("the attack panicked"))).0,
+            Verdict::Error
+        );
+        assert_eq!(
+            verdict(&through, &Probe::Attempted(p("no answer"))).0,
+            Verdict::Error
+        );
+        // Skipped, with the reason, on either side.
+        assert_eq!(
+            verdict(&Probe::Skipped(p("no VT")), &refused),
+            (Verdict::Skipped, p("no VT"))
+        );
+        assert_eq!(
+            verdict(&through, &Probe::Skipped(p("no proxy"))).0,
+            Verdict::Skipped
+        );
+    }
 }

@@ -17,7 +17,7 @@ pub fn run(path: &std::path::Path) -> anyhow::Result<i32> {
     let mut out = std::io::stdout().lock();
     for attack in attacks::all(&brief) {
         let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (attack.run)(&brief)))
-            .unwrap_or_else(|_| Probe::Blocked("the attack panicked".into()));
+            .unwrap_or_else(|_| Probe::Failed("the attack panicked".into()));
         let line = ProbeLine {
             id: attack.id.clone(),
             probe,

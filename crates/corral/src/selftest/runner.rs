@@ -45,6 +45,7 @@ pub(super) fn text(p: &Probe) -> String {
         Probe::Blocked(t) => format!("refused: {t}"),
         Probe::Skipped(t) => format!("skipped: {t}"),
         Probe::Attempted(t) => format!("no answer: {t}"),
+        Probe::Failed(t) => format!("failed: {t}"),
     }
 }
 
