@@ -412,7 +412,11 @@ fn read_exec(
     // Before the answer: a short-lived program may be gone right after it.
     Ok(ExecSeen {
         pid,
-        ppid: parent_of(pid),
+        ppid: u32::try_from(pid)
+            .ok()
+            .and_then(crate::session::proc_stat)
+            .and_then(|s| i32::try_from(s.ppid).ok())
+            .unwrap_or(0),
         path,
         argv,
         missing: false,
@@ -444,18 +448,6 @@ fn missing(pid: i32, path: &str) -> bool {
         rustix::fs::openat2(&root, rel, flags, Mode::empty(), resolve),
         Err(rustix::io::Errno::NOENT)
     )
-}
-
-/// The parent pid from `/proc/<pid>/stat` (the field after the state, which follows the last `)`:
-/// the command name before it may hold anything); 0 when unreadable.
-fn parent_of(pid: i32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

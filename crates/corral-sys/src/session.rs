@@ -133,17 +133,38 @@ pub fn random_id() -> String {
 
 /// The start time of `pid` in clock ticks, from `/proc/PID/stat`.
 pub fn start_ticks(pid: u32) -> Option<u64> {
-    proc_stat(pid).map(|(_, t)| t)
+    proc_stat(pid).map(|s| s.start_ticks)
 }
 
-/// (state letter, start time) of `pid`.
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
+/// The fields of `/proc/<pid>/stat` corral reads (proc(5)). The one parser of that file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 3: `R`, `S`, `Z`, …
+    pub state: char,
+    /// Field 4: the parent's pid.
+    pub ppid: u32,
+    /// Fields 14–17: utime + stime + cutime + cstime, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Field 22: start time in clock ticks since boot.
+    pub start_ticks: u64,
+    /// Field 24: resident set size in pages.
+    pub rss_pages: u64,
+}
+
+/// `/proc/<pid>/stat` of `pid`, None when it is gone or unreadable.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: split after its last ')'.
-    let after = &stat[stat.rfind(')')? + 2..];
-    let mut fields = after.split(' ');
-    let state = fields.next()?.chars().next()?;
-    Some((state, fields.nth(18)?.parse().ok()?))
+    // The command name (field 2) may contain spaces and parentheses: fields after its last ')'
+    // start at field 3, index N - 3.
+    let f: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let num = |n: usize| -> Option<u64> { f.get(n - 3)?.parse().ok() };
+    Some(ProcStat {
+        state: f.first()?.chars().next()?,
+        ppid: u32::try_from(num(4)?).ok()?,
+        cpu_ticks: num(14)? + num(15)? + num(16)? + num(17)?,
+        start_ticks: num(22)?,
+        rss_pages: num(24)?,
+    })
 }
 
 /// What a session's processes use, read from `/proc` (so it is there without a session cgroup).
@@ -159,26 +180,6 @@ pub struct Usage {
     pub processes: u64,
 }
 
-/// The fields of `/proc/PID/stat` this module reads.
-struct Stat {
-    ppid: u32,
-    /// utime + stime + cutime + cstime, in clock ticks.
-    ticks: u64,
-    rss_pages: u64,
-}
-
-fn stat_of(pid: u32) -> Option<Stat> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (field 2): field N is at index N - 3.
-    let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-    let num = |n: usize| -> Option<u64> { f.get(n - 3)?.parse().ok() };
-    Some(Stat {
-        ppid: u32::try_from(num(4)?).ok()?,
-        ticks: num(14)? + num(15)? + num(16)? + num(17)?,
-        rss_pages: num(24)?,
-    })
-}
-
 /// Whether `pid` is the first process of a pid namespace below ours (its `NSpid` has a 1 after
 /// its own number): a supervisor's child that is that is the sandbox's init.
 fn is_namespace_init(pid: u32) -> bool {
@@ -192,11 +193,11 @@ fn is_namespace_init(pid: u32) -> bool {
 /// What the sandbox of the supervisor `supervisor` uses now: its init and every descendant.
 /// None when no init is found (the session is starting or ending).
 pub fn sandbox_usage(supervisor: u32) -> Option<Usage> {
-    let stats: Vec<(u32, Stat)> = fs::read_dir("/proc")
+    let stats: Vec<(u32, ProcStat)> = fs::read_dir("/proc")
         .ok()?
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, stat_of(pid)?)))
+        .filter_map(|pid| Some((pid, proc_stat(pid)?)))
         .collect();
     let init = stats
         .iter()
@@ -212,7 +213,7 @@ pub fn sandbox_usage(supervisor: u32) -> Option<Usage> {
     let hz = rustix::param::clock_ticks_per_second().max(1);
     let mut u = Usage::default();
     for (_, s) in stats.iter().filter(|(p, _)| tree.contains(p)) {
-        u.cpu_ms += s.ticks * 1000 / hz;
+        u.cpu_ms += s.cpu_ticks * 1000 / hz;
         u.rss_bytes += s.rss_pages * page;
         u.processes += 1;
     }
@@ -223,7 +224,8 @@ pub fn sandbox_usage(supervisor: u32) -> Option<Usage> {
 /// has not finished.
 fn live(s: &SessionState) -> bool {
     !s.finished
-        && proc_stat(s.pid).is_some_and(|(state, t)| t == s.start_ticks && state != 'Z' && state != 'X')
+        && proc_stat(s.pid)
+            .is_some_and(|p| p.start_ticks == s.start_ticks && p.state != 'Z' && p.state != 'X')
 }
 
 impl Session {
@@ -495,6 +497,19 @@ pub fn gc(root: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_stat_reads_this_process() {
+        let me = proc_stat(std::process::id()).unwrap();
+        // The main thread's state: the test harness's waits for this one.
+        assert!(matches!(me.state, 'R' | 'S'), "{me:?}");
+        assert_eq!(
+            Some(me.ppid),
+            rustix::process::getppid().map(|p| p.as_raw_nonzero().get().unsigned_abs())
+        );
+        assert!(me.start_ticks > 0 && me.rss_pages > 0);
+        assert_eq!(proc_stat(u32::MAX), None);
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

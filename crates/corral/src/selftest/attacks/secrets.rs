@@ -121,7 +121,9 @@ pub fn attacks(brief: &Brief) -> Vec<Attack> {
             let mut seen = Vec::new();
             let mut pid = std::process::id();
             for _ in 0..16 {
-                let Some(ppid) = parent_of(pid) else { break };
+                let Some(ppid) = corral_sys::session::proc_stat(pid).map(|s| s.ppid) else {
+                    break;
+                };
                 if ppid == 0 {
                     break;
                 }
@@ -162,13 +164,6 @@ pub fn attacks(brief: &Brief) -> Vec<Attack> {
         },
     ));
     v
-}
-
-/// The parent of `pid`, from `/proc/<pid>/stat` (the field after the command's closing paren).
-pub fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Every pid in `/proc`.
