@@ -2336,6 +2336,38 @@ mod tests {
         assert_eq!(recs[0].error.as_deref(), Some("the gateway stopped"));
     }
 
+    /// Through the whole proxy runtime (as a session runs it): stopping it waits for the
+    /// gateway's own grace, so a request cut off by the stop is in the summary.
+    #[test]
+    fn the_proxy_runtime_keeps_the_gateways_record_of_a_request_cut_off_by_the_stop() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let script: Script = Arc::new(|| vec![Step::Sleep(10_000)]);
+        let (up, mut seen) = rt.block_on(fake_upstream(script));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink_events = events.clone();
+        let proxy = crate::proxy::Proxy::start(
+            crate::proxy::Config::new(crate::policy::Policy::new(&[], &[], &[], &[]).unwrap(), None),
+            crate::proxy::Listeners {
+                proxy: None,
+                gateway: Some((listener, Arc::new(plain_cfg(up, Credential::ApiKey(REAL.into()))))),
+            },
+            Box::new(move |e| sink_events.lock().unwrap().push(format!("{e:?}"))),
+        )
+        .unwrap();
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(&mut c, &request("GET", "/slow", "", "")).unwrap();
+        rt.block_on(seen.recv()).unwrap();
+        let summary = proxy.stop();
+        assert_eq!(summary.api_requests, 1, "{summary:?}");
+        let events = events.lock().unwrap();
+        assert!(
+            events.iter().any(|e| e.contains("the gateway stopped")),
+            "{events:?}"
+        );
+    }
+
     // ---- TLS ----
 
     /// A TLS fake upstream for "localhost" with a fresh self-signed certificate: its address and

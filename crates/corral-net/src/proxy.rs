@@ -288,12 +288,18 @@ fn raise_open_files() {
 /// The runtime's main task: accept until stopped, then give open connections a moment to report.
 async fn serve(shared: Arc<Shared>, l: Listeners) -> Summary {
     let mut stop = shared.stop.clone();
+    let mut gateway = None;
     if let Some((listener, cfg)) = l.gateway {
         if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
             let s = shared.clone();
             let record: Arc<dyn Fn(crate::gateway::ApiRecord) + Send + Sync> =
                 Arc::new(move |r| s.record_api(r));
-            tokio::spawn(crate::gateway::serve(listener, cfg, record, shared.stop.clone()));
+            gateway = Some(tokio::spawn(crate::gateway::serve(
+                listener,
+                cfg,
+                record,
+                shared.stop.clone(),
+            )));
         }
     }
     let proxy = l.proxy.and_then(|p| {
@@ -324,7 +330,12 @@ async fn serve(shared: Arc<Shared>, l: Listeners) -> Summary {
     while shared.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    shared.summary.lock().map(|s| s.clone()).unwrap_or_default()
+    // The gateway has its own grace for requests in flight: its records are in the summary once
+    // it has returned.
+    if let Some(gateway) = gateway {
+        let _ = gateway.await;
+    }
+    shared.summary_now()
 }
 
 /// Accepts proxy connections, each served on its own task, at most `max_connections` at once.
