@@ -144,12 +144,23 @@ impl ExecWatch {
             argv: Vec::new(),
             missing: false,
         });
-        let resp = libc::seccomp_notif_resp {
-            id: req.id,
-            val: 0,
-            error: 0,
-            // libc declares the flag (bit 0) as an unsigned long; the field is a u32.
-            flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap_or(1),
+        // A miss is answered ENOENT here, as the kernel would have: the record ("missing", no
+        // program started) then holds even if a second thread puts a program there meanwhile.
+        let resp = if seen.missing {
+            libc::seccomp_notif_resp {
+                id: req.id,
+                val: 0,
+                error: -libc::ENOENT,
+                flags: 0,
+            }
+        } else {
+            libc::seccomp_notif_resp {
+                id: req.id,
+                val: 0,
+                error: 0,
+                // libc declares the flag (bit 0) as an unsigned long; the field is a u32.
+                flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap_or(1),
+            }
         };
         if let Err(e) = self.send(&resp) {
             // ENOENT: the caller is gone. Anything else (EINVAL from a kernel without the
