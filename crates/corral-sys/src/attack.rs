@@ -74,13 +74,28 @@ pub fn mount_tmpfs(target: &std::ffi::CStr) -> io::Result<()> {
     check(libc::c_long::from(r)).map(drop)
 }
 
-/// `clone(flags | SIGCHLD)` with a child that exits at once: whether the kernel lets this process
-/// make a child with these flags.
-pub fn clone_with(flags: libc::c_ulong) -> io::Result<()> {
-    let flags = flags | libc::c_ulong::try_from(libc::SIGCHLD).unwrap_or(17);
-    // SAFETY: the raw clone with a NULL stack behaves like fork: the child runs on a copy of our
-    // stack and calls only _exit.
-    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+/// The namespace flags `clone_with` and `clone3_with` accept: with only these (and no stack)
+/// the child runs on a copy of the caller's memory, as after fork. Anything else (`CLONE_VM`,
+/// `CLONE_SETTLS`, …) could make the child share or corrupt the caller's.
+const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP) as u64
+    | 0x80; // CLONE_NEWTIME
+
+fn only_namespaces(flags: u64) -> io::Result<()> {
+    if flags & !NAMESPACE_FLAGS == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
+    }
+}
+
+/// The parent's side of a fork-like clone: the child (0) exits at once; the parent reaps it.
+fn reap_forked(r: libc::c_long) -> io::Result<()> {
     match check(r)? {
         0 => crate::ll::exit_now(0),
         pid => {
@@ -88,6 +103,16 @@ pub fn clone_with(flags: libc::c_ulong) -> io::Result<()> {
             crate::ll::wait_blocking(pid).map(drop)
         }
     }
+}
+
+/// `clone(flags | SIGCHLD)` with a child that exits at once: whether the kernel lets this process
+/// make a child with these namespace flags (EINVAL for any other flag).
+pub fn clone_with(flags: u64) -> io::Result<()> {
+    only_namespaces(flags)?;
+    let flags = flags | u64::try_from(libc::SIGCHLD).unwrap_or(17);
+    // SAFETY: only namespace flags and SIGCHLD (checked above), and a NULL stack: the child runs
+    // on a copy of our memory, like after fork, and calls only _exit.
+    reap_forked(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })
 }
 
 /// `struct clone_args` from `<linux/sched.h>` (the first version, 64 bytes).
@@ -104,29 +129,24 @@ struct CloneArgs {
     tls: u64,
 }
 
-/// `clone3` with `flags`, a child that exits at once.
+/// `clone3` with namespace `flags` (EINVAL for any other flag), a child that exits at once.
 pub fn clone3_with(flags: u64) -> io::Result<()> {
+    only_namespaces(flags)?;
     let args = CloneArgs {
         flags,
         exit_signal: u64::try_from(libc::SIGCHLD).unwrap_or(17),
         ..CloneArgs::default()
     };
-    // SAFETY: `args` is a valid clone_args of the size passed; with no stack the child runs on a
-    // copy of ours, like fork, and calls only _exit.
-    let r = unsafe {
+    // SAFETY: `args` is a valid clone_args of the size passed, with only namespace flags (checked
+    // above) and no stack: the child runs on a copy of our memory, like after fork, and calls
+    // only _exit.
+    reap_forked(unsafe {
         libc::syscall(
             libc::SYS_clone3,
             std::ptr::from_ref(&args),
             std::mem::size_of::<CloneArgs>(),
         )
-    };
-    match check(r)? {
-        0 => crate::ll::exit_now(0),
-        pid => {
-            let pid = i32::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-            crate::ll::wait_blocking(pid).map(drop)
-        }
-    }
+    })
 }
 
 /// `ptrace(PTRACE_ATTACH, pid)` then detach: whether this process may trace `pid`.
@@ -352,6 +372,13 @@ pub fn open_pty() -> io::Result<(OwnedFd, std::ffi::CString)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clone_refuses_flags_that_would_share_memory() {
+        let vm = u64::try_from(libc::CLONE_VM).unwrap();
+        assert_eq!(clone_with(vm).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(clone3_with(vm).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+    }
 
     #[test]
     fn code_of_maps_success_and_errno() {

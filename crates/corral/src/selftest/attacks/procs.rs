@@ -145,7 +145,7 @@ pub fn attacks(_brief: &Brief) -> Vec<Attack> {
         }),
         Attack::new("privileges", "clone newuser", "clone(CLONE_NEWUSER)", SECCOMP, |_| {
             child_outcome("clone(CLONE_NEWUSER)", || {
-                sys::code_of(sys::clone_with(libc::c_ulong::try_from(libc::CLONE_NEWUSER).unwrap_or(0)))
+                sys::code_of(sys::clone_with(u64::try_from(libc::CLONE_NEWUSER).unwrap_or(0)))
             })
         }),
         Attack::new(
