@@ -221,10 +221,13 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         .iter()
         // user, mount and pid namespaces are never optional, whatever the profile says: the
         // sandbox is built in the first two, and the third is what lets init's teardown
-        // (kill(-1)) and the wall-clock kill reach every process inside and nothing outside.
+        // (kill(-1)) and the wall-clock kill reach every process inside and nothing outside. Nor
+        // is the network namespace, unless network.mode = "host" asked for none: every network
+        // guarantee stands on it, and init binds the proxy's and gateway's sockets in it (in the
+        // host's, they would be on the host's loopback).
         .filter(|(l, f, _)| {
             wanted(*f)
-                && (matches!(l, Layer::Userns | Layer::Mountns | Layer::Pidns)
+                && (matches!(l, Layer::Userns | Layer::Mountns | Layer::Pidns | Layer::Netns)
                     || level(plan, *l) == Level::Required)
         })
         .map(|(_, f, _)| *f)

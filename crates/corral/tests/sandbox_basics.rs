@@ -164,9 +164,9 @@ fn without_allow_shell_only_the_command_itself_may_be_executed() {
     assert_eq!(stdout(&o), "/usr/bin/true 0\n/bin/ls EACCES\n");
 }
 
-/// Runs `corral ARGS` under a seccomp filter that refuses `clone` and `unshare` with
-/// CLONE_NEWUTS (EPERM), as a container's profile or an LSM might: x86_64 numbers.
-const NO_UTSNS_PY: &str = r#"
+/// Runs `corral ARGS` under a seccomp filter that refuses `clone` and `unshare` with the flag in
+/// `$REFUSED_FLAG` (EPERM), as a container's profile or an LSM might: x86_64 numbers.
+const REFUSE_NS_PY: &str = r#"
 import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 def insn(code, k, jt=0, jf=0):
@@ -177,7 +177,7 @@ prog = b"".join([
     insn(JEQ, 56, 1, 0),            # clone
     insn(JEQ, 272, 0, 3),           # unshare
     insn(LD, 16),                   # arg 0, low word
-    insn(JSET, 0x04000000, 0, 1),   # CLONE_NEWUTS
+    insn(JSET, int(os.environ["REFUSED_FLAG"], 0), 0, 1),
     insn(RET, 0x00050000 | 1),      # EPERM
     insn(RET, 0x7fff0000),          # allow
 ])
@@ -189,6 +189,40 @@ assert libc.prctl(38, 1, 0, 0, 0) == 0
 assert libc.prctl(22, 2, ctypes.byref(fprog)) == 0, ctypes.get_errno()
 os.execv(sys.argv[1], sys.argv[1:])
 "#;
+
+/// `corral run -v --yes --profile PROFILE -- sh -c 'echo inside'` as the test user, under the
+/// filter refusing `flag` (a CLONE_NEW* value).
+fn run_refusing(fx: &Fixture, flag: u32, profile: &std::path::Path) -> std::process::Output {
+    let bin = corral_bin().display().to_string();
+    let c = fx.corral();
+    // The same environment and user as fx.corral(), through python3 first.
+    let program = c.get_program().to_owned();
+    let mut args: Vec<std::ffi::OsString> = c.get_args().map(|a| a.to_owned()).collect();
+    let at = args.iter().position(|a| a.to_str() == Some(bin.as_str()));
+    let mut cmd = std::process::Command::new(program);
+    match at {
+        // setpriv … BIN: put python3 between setpriv and corral.
+        Some(i) => {
+            args.splice(i..i, ["python3".into(), "-c".into(), REFUSE_NS_PY.into()]);
+            cmd.args(&args);
+        }
+        None => {
+            cmd = std::process::Command::new("python3");
+            cmd.args(["-c", REFUSE_NS_PY, &bin]);
+        }
+    }
+    cmd.current_dir(&fx.ws)
+        .env_clear()
+        .envs(
+            c.get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .env("REFUSED_FLAG", format!("{flag:#x}"))
+        .args(["run", "-v", "--yes", "--profile", profile.to_str().unwrap()])
+        .args(["--", "sh", "-c", "echo inside"])
+        .stdin(std::process::Stdio::null());
+    cmd.output().unwrap()
+}
 
 #[test]
 fn a_namespace_the_host_refuses_is_dropped_alone_and_says_why() {
@@ -205,34 +239,7 @@ fn a_namespace_the_host_refuses_is_dropped_alone_and_says_why() {
         "extends = \"default\"\n[layers]\nutsns = \"best_effort\"\n",
     );
     fx.chown();
-    let bin = corral_bin().display().to_string();
-    let c = fx.corral();
-    // The same environment and user as fx.corral(), through python3 first.
-    let program = c.get_program().to_owned();
-    let mut args: Vec<std::ffi::OsString> = c.get_args().map(|a| a.to_owned()).collect();
-    let at = args.iter().position(|a| a.to_str() == Some(bin.as_str()));
-    let mut cmd = std::process::Command::new(program);
-    match at {
-        // setpriv … BIN: put python3 between setpriv and corral.
-        Some(i) => {
-            args.splice(i..i, ["python3".into(), "-c".into(), NO_UTSNS_PY.into()]);
-            cmd.args(&args);
-        }
-        None => {
-            cmd = std::process::Command::new("python3");
-            cmd.args(["-c", NO_UTSNS_PY, &bin]);
-        }
-    }
-    cmd.current_dir(&fx.ws)
-        .env_clear()
-        .envs(
-            c.get_envs()
-                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
-        )
-        .args(["run", "-v", "--yes", "--profile", profile.to_str().unwrap()])
-        .args(["--", "sh", "-c", "echo inside"])
-        .stdin(std::process::Stdio::null());
-    let o = cmd.output().unwrap();
+    let o = run_refusing(&fx, 0x0400_0000, &profile);
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "inside\n");
     let err = stderr(&o);
@@ -251,4 +258,25 @@ fn a_namespace_the_host_refuses_is_dropped_alone_and_says_why() {
     for kept in ["ipcns", "netns", "pidns"] {
         assert!(line(kept).contains("full"), "{kept}: {err}");
     }
+}
+
+#[test]
+fn the_network_namespace_is_never_dropped_whatever_the_profile_says() {
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    if !cfg!(target_arch = "x86_64") {
+        return skip("the filter uses x86_64 system call numbers");
+    }
+    let fx = Fixture::new();
+    // Asked optional: every network guarantee (and the proxy's sockets) stands on it anyway.
+    let profile = fx.home_file(
+        "net-optional.toml",
+        "extends = \"default\"\n[network]\nmode = \"proxy\"\n[layers]\nnetns = \"best_effort\"\n",
+    );
+    fx.chown();
+    let o = run_refusing(&fx, 0x4000_0000, &profile);
+    assert_code(&o, 125);
+    assert_eq!(stdout(&o), "", "nothing ran");
+    assert!(stderr(&o).contains("CLONE_NEWNET"), "{}", stderr(&o));
 }
