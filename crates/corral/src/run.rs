@@ -393,7 +393,12 @@ fn report_review(dir: &Path, workspace: &Path, id: &str, log: &crate::auditlog::
             if triggers.is_empty() {
                 String::new()
             } else {
-                format!(", {} to files your tools run or obey ({})", triggers.len(), triggers.join(", "))
+                // The agent chose these names: escaped for the terminal.
+                format!(
+                    ", {} to files your tools run or obey ({})",
+                    triggers.len(),
+                    crate::cmd_trust::printable(&triggers.join(", "))
+                )
             },
             dir.display()
         ));
@@ -416,9 +421,10 @@ fn report_changes(
     let (triggers, others) = corral_core::changes::classify(&changed);
     let names = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
     if !triggers.is_empty() {
+        // The agent chose these names: escaped, they cannot move the cursor or clear the screen.
         crate::say!(
             "corral: warning: the session changed files your own tools run or obey (review them before you use them): {}",
-            names(&triggers).join(", ")
+            crate::cmd_trust::printable(&names(&triggers).join(", "))
         );
     }
     crate::ui::info(&format!(

@@ -676,3 +676,43 @@ fn a_program_behind_an_absolute_symlink_that_exists_only_inside_is_recorded_in_f
     assert_eq!(record["argv"][1], "marker-argument", "{record}");
     assert!(record.get("missing").is_none(), "{record}");
 }
+
+#[test]
+fn changed_file_names_the_agent_chose_are_escaped_on_the_terminal() {
+    // A name with an escape sequence (clear the screen) among the exec triggers: the warning shows
+    // it escaped, in the direct and in the review report; the log keeps the real name.
+    if !userns_available() {
+        return skip("cannot create a sandbox here");
+    }
+    let fx = Fixture::new();
+    for review in [false, true] {
+        // A new name each time: the review session sees the project the direct one changed.
+        let name = if review { "r" } else { "d" };
+        let script = format!(
+            "mkdir -p .github/workflows && : > \"$(printf '.github/workflows/{name}\\033[2Jb.yml')\""
+        );
+        fx.chown();
+        let mut c = fx.corral();
+        c.arg("run").arg("--yes");
+        if review {
+            c.arg("--review");
+        }
+        let o = c.args(["--", "sh", "-c", &script]).output().unwrap();
+        assert_code(&o, 0);
+        let err = stderr(&o);
+        assert!(
+            !err.contains('\u{1b}'),
+            "review {review}: a raw escape reached the terminal: {err:?}"
+        );
+        assert!(
+            err.contains(&format!(".github/workflows/{name}\\u{{1b}}[2Jb.yml")),
+            "review {review}: {err}"
+        );
+    }
+    let log = logs_of(&fx).into_iter().find(|l| {
+        std::fs::read_to_string(l)
+            .unwrap()
+            .contains("\"event\":\"fs.changed\",\"exec_triggers\":[\".github/workflows/d\\u001b[2Jb.yml\"]")
+    });
+    assert!(log.is_some(), "the log keeps the real name (JSON-escaped)");
+}
