@@ -75,11 +75,25 @@ pub fn render(plan: &Plan, spec: &AgentSpec, credential_outside: bool) -> String
         "- Hidden: secrets (ssh and cloud keys, tokens, browser profiles) do not exist here, and files matching {} read as empty. Do not try to find them.",
         plan.deny.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
     );
-    let _ = writeln!(
-        s,
-        "- Your own settings, hooks, commands and sub-agents (`{home}/{}/settings*.json`, `hooks/`, `commands/`, `agents/`) and the project's agent settings are read-only.\n",
-        spec.config_dir
-    );
+    // The agent's own policy files, as its spec lists them (they differ per agent).
+    let policy: Vec<String> = spec
+        .policy
+        .iter()
+        .map(|(p, kind)| match kind {
+            crate::plan::FileKind::Dir => format!("`{p}/`"),
+            _ => format!("`{p}`"),
+        })
+        .collect();
+    if policy.is_empty() {
+        let _ = writeln!(s, "- The project's agent settings are read-only.\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "- Your own settings and policy files in `{home}/{}` ({}) and the project's agent settings are read-only.\n",
+            spec.config_dir,
+            policy.join(", ")
+        );
+    }
 
     let _ = writeln!(s, "## Network\n");
     match plan.network.mode {
@@ -103,8 +117,20 @@ pub fn render(plan: &Plan, spec: &AgentSpec, credential_outside: bool) -> String
             let _ = writeln!(
                 s,
                 "- Only through corral's proxy (already configured: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`), and only to these hosts: {allow}. Other hosts are refused with HTTP 403 and an `X-Corral-Reason` header; retrying will not help.\n\
-                 - DNS does not resolve anything here (every query is refused): tools must use the proxy, which resolves names itself. Local addresses (your user's network, `localhost` services outside) are never reachable."
+                 - DNS does not resolve anything here (every query is refused): tools must use the proxy, which resolves names itself."
             );
+            if plan.network.allow_cidrs.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "- Local addresses (your user's network, `localhost` services outside) are never reachable."
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "- Local addresses are reachable through the proxy only in {}; others (your user's network, `localhost` services outside) are not.",
+                    plan.network.allow_cidrs.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                );
+            }
         }
     }
     if credential_outside {
@@ -144,7 +170,12 @@ pub fn render(plan: &Plan, spec: &AgentSpec, credential_outside: bool) -> String
     let _ = writeln!(s, "## Asking for more\n");
     let _ = writeln!(
         s,
-        "You cannot change this sandbox. If the task needs a host, a path or a tool that is not here, tell the user exactly what and why; they can add it to their corral configuration (`~/.config/corral/config.toml`, or the project's `.corral.toml` followed by `corral trust`) and restart the session. Every program you start and every connection is recorded in the session's audit log."
+        "You cannot change this sandbox. If the task needs a host, a path or a tool that is not here, tell the user exactly what and why; they can add it to their corral configuration (`~/.config/corral/config.toml`, or the project's `.corral.toml` followed by `corral trust`) and restart the session. {}",
+        if plan.audit_exec {
+            "Every program you start and every connection is recorded in the session's audit log."
+        } else {
+            "Every connection is recorded in the session's audit log."
+        }
     );
     s
 }

@@ -611,3 +611,54 @@ fn host_mode_never_points_an_agent_at_the_gateway() {
         plan.warnings
     );
 }
+
+/// SANDBOX.md, as the agent's plan generates it.
+fn sandbox_md(plan: &plan::Plan) -> String {
+    plan.mounts
+        .iter()
+        .find_map(|m| match m {
+            MountOp::Generated { files, .. } => files
+                .iter()
+                .find(|(name, _)| name == "SANDBOX.md")
+                .map(|(_, text)| text.clone()),
+            _ => None,
+        })
+        .expect("the agent's plan generates SANDBOX.md")
+}
+
+#[test]
+fn sandbox_md_tells_the_agent_what_this_plan_does_and_nothing_else() {
+    let name = "codex";
+    let spec = corral_core::agents::spec(name).unwrap();
+    let layers = |extra: &str| {
+        vec![
+            default_layer(),
+            ProfileLayer::parse(name, profile::builtin(name).unwrap()).unwrap(),
+            ProfileLayer::parse("test.toml", extra).unwrap(),
+        ]
+    };
+    let mut inv = inv();
+    inv.agent = Some(agent_input(spec));
+    let build = |extra: &str| {
+        let p = profile::resolve(name, &layers(extra)).unwrap();
+        plan::build(&p, &inv, Path::new(WS), &facts()).unwrap()
+    };
+    let plain = sandbox_md(&build(""));
+    // Codex's own policy file, not Claude's.
+    assert!(plain.contains("(`config.toml`)"), "{plain}");
+    assert!(!plain.contains("settings*.json"), "{plain}");
+    assert!(plain.contains(
+        "Local addresses (your user's network, `localhost` services outside) are never reachable."
+    ));
+    assert!(plain.contains("Every program you start and every connection is recorded"));
+    let opened = sandbox_md(&build(
+        "[network]\nallow_cidrs = [\"10.1.0.0/16\"]\n[sandbox]\naudit_exec = false\n",
+    ));
+    assert!(
+        opened.contains("reachable through the proxy only in `10.1.0.0/16`"),
+        "{opened}"
+    );
+    assert!(!opened.contains("are never reachable"), "{opened}");
+    assert!(!opened.contains("Every program you start"), "{opened}");
+    assert!(opened.contains("Every connection is recorded"), "{opened}");
+}
