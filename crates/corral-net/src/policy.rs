@@ -41,7 +41,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 
 use crate::reason::Reason;
-use crate::target::{canonical_host, canonical_ip, parse_port, split_authority, Host, HostError};
+use crate::target::{canonical_host, parse_port, split_authority, Host, HostError};
 
 /// The ports an allow rule without `:port` allows: plain HTTP and HTTPS.
 pub const DEFAULT_PORTS: [u16; 2] = [80, 443];
@@ -245,7 +245,7 @@ impl Policy {
                 .iter()
                 .map(|e| parse_cidr_rule(e))
                 .collect::<Result<_, _>>()?,
-            host_addrs: host_addrs.iter().map(|&a| canonical_ip(a)).collect(),
+            host_addrs: host_addrs.iter().map(IpAddr::to_canonical).collect(),
         })
     }
 

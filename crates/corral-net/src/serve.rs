@@ -340,7 +340,9 @@ async fn decide_and_dial(
     rec.reason = d.reason;
     rec.rule = d.rule.clone();
     if !d.allowed() {
-        let detail = String::new();
+        // The rule that matched (an allowed host on another port, a deny entry) is the one to
+        // edit: say which.
+        let detail = d.rule.as_ref().map(|r| format!("rule {r:?}")).unwrap_or_default();
         rec.detail = None;
         return Err((d.reason, detail));
     }

@@ -241,24 +241,13 @@ fn canonical_ipv6(text: &str, brackets: Brackets) -> Result<Host, HostError> {
         return Err(HostError::ZoneId);
     }
     match text.parse::<Ipv6Addr>() {
-        Ok(v6) => Ok(Host::Ip(canonical_ip(IpAddr::V6(v6)))),
+        // An IPv4-mapped address (`::ffff:a.b.c.d`) is the IPv4 address it reaches.
+        Ok(v6) => Ok(Host::Ip(IpAddr::V6(v6).to_canonical())),
         Err(_) => match brackets {
             Brackets::Present if !text.contains(':') => Err(HostError::BracketedNonIpv6),
             Brackets::Absent if text.matches(':').count() == 1 => Err(HostError::Colon),
             Brackets::Present | Brackets::Absent => Err(HostError::BadIpv6),
         },
-    }
-}
-
-/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it reaches; any other
-/// address unchanged.
-pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        IpAddr::V4(v4) => IpAddr::V4(v4),
     }
 }
 
