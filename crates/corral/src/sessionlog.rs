@@ -23,9 +23,6 @@ use std::path::{Path, PathBuf};
 /// Most recent events kept per session (older ones are dropped as new ones arrive).
 pub const FEED_MAX: usize = 500;
 
-/// The agent profiles: a session whose profile has one of these names runs that agent.
-pub const AGENT_PROFILES: &[&str] = &["claude", "codex", "gemini", "aider", "opencode"];
-
 /// What a session is, from its `session.start`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -46,7 +43,7 @@ impl SessionInfo {
     pub fn agent(&self) -> Option<&str> {
         self.agent
             .as_deref()
-            .or_else(|| AGENT_PROFILES.iter().copied().find(|a| *a == self.profile))
+            .or_else(|| corral_core::agents::spec(&self.profile).map(|s| s.name))
     }
 
     /// Layers not fully in effect, as `name=achieved`.
