@@ -765,13 +765,14 @@ pub fn render_diff(changes: &[Change], upper: &Path, lower: &Path, stat: bool, o
             ChangeKind::Deleted => Side::Absent,
             _ => Side::read(upper, &c.path),
         };
-        let counts = match (old.text(), new.text()) {
-            (Some(o), Some(n)) => line_counts(o, n),
-            _ => (0, 0),
-        };
-        ins += counts.0;
-        del += counts.1;
         if stat {
+            // The line counts are for --stat only: a plain diff computes its hunks once, below.
+            let counts = match (old.text(), new.text()) {
+                (Some(o), Some(n)) => line_counts(o, n),
+                _ => (0, 0),
+            };
+            ins += counts.0;
+            del += counts.1;
             stat_line(&mut out, c, &old, &new, counts);
         } else {
             diff_one(&mut out, c, &old, &new);
