@@ -47,6 +47,9 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
+    // The agent's gateway (its credential read, its upstream parsed) before anything is made or
+    // asked: a bad credential or upstream changes nothing.
+    let gateway = crate::net::gateway_config(&plan)?.map(std::sync::Arc::new);
     for w in &plan.warnings {
         crate::say!("corral: warning: {w}");
     }
@@ -62,7 +65,7 @@ pub fn run(args: &RunArgs, yes: bool) -> anyhow::Result<i32> {
     launch_session(
         args,
         plan,
-        proxy,
+        (proxy, gateway),
         &inv,
         &workspace,
         SessionFacts {
@@ -146,7 +149,10 @@ struct SessionFacts {
 fn launch_session(
     args: &RunArgs,
     mut plan: plan::Plan,
-    proxy_config: Option<corral_net::proxy::Config>,
+    (proxy_config, gateway): (
+        Option<corral_net::proxy::Config>,
+        Option<std::sync::Arc<corral_net::gateway::GatewayConfig>>,
+    ),
     inv: &plan::Invocation,
     workspace: &std::path::Path,
     facts: SessionFacts,
@@ -211,7 +217,7 @@ fn launch_session(
                 clock: std::time::Instant::now(),
                 totals: Totals::default(),
                 proxy_config,
-                gateway: crate::net::gateway_config(&plan)?.map(std::sync::Arc::new),
+                gateway,
                 proxy: None,
             };
             let launched = corral_sys::launch::launch(&plan, &mut reporter).map_err(anyhow::Error::from);

@@ -456,6 +456,13 @@ fn a_key_file_readable_by_others_is_refused_before_launch() {
         stderr(&o)
     );
     assert!(!fx.ws.join("ran").exists());
+    // Refused before anything was made: no session, no log, no placeholder in the project.
+    assert!(!fx.home.join(".local/state/corral/sessions").exists());
+    assert_eq!(
+        std::fs::read_dir(&fx.ws).unwrap().count(),
+        0,
+        "the project is untouched"
+    );
 }
 
 #[test]
