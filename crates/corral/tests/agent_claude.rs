@@ -379,7 +379,8 @@ fn a_key_from_corral_login_is_used_by_the_gateway_and_stays_outside() {
         return skip("cannot start a sandbox here");
     }
     let script = serde_json::json!([
-        {"tool_use": {"name": "Bash", "input": {"command": "env > env.txt"}}},
+        // The agent looks for the stored key where `corral login` keeps it on the host.
+        {"tool_use": {"name": "Bash", "input": {"command": "env > env.txt; cat ~/.local/share/corral/credentials/claude > store.txt 2>&1; echo \"exit $?\" >> store.txt"}}},
         {"text": "done"}
     ]);
     let (fx, api) = fixture(&script, &claude);
@@ -426,7 +427,10 @@ fn a_key_from_corral_login_is_used_by_the_gateway_and_stays_outside() {
     }
     let env = std::fs::read_to_string(fx.ws.join("env.txt")).unwrap();
     assert!(!env.contains(REAL_KEY), "{env}");
-    // The store is outside the sandbox: the agent's home has no such file.
+    // The store is outside the sandbox: the agent's attempt to read it failed, and nothing in the
+    // project holds the key.
+    let store_seen = std::fs::read_to_string(fx.ws.join("store.txt")).unwrap();
+    assert!(store_seen.ends_with("exit 1\n"), "{store_seen}");
     assert_eq!(files_containing(&fx.ws, REAL_KEY), Vec::<PathBuf>::new());
 }
 
