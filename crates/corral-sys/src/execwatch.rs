@@ -96,12 +96,31 @@ pub fn install_exec_listener(policy: &corral_core::seccomp_policy::SeccompPolicy
 #[derive(Debug)]
 pub struct ExecWatch {
     fd: OwnedFd,
+    /// Names for what the policy's argument checks refuse: namespace flags, ioctl requests.
+    names: ArgNames,
+}
+
+/// The names of the policy's argument checks, for `DeniedSeen::detail`.
+#[derive(Debug, Default)]
+struct ArgNames {
+    namespace_flags: Vec<(String, u64)>,
+    ioctls: Vec<(String, u32)>,
 }
 
 impl ExecWatch {
     /// Wraps a listener received from the sandbox.
-    pub fn new(fd: OwnedFd) -> ExecWatch {
-        ExecWatch { fd }
+    pub fn new(fd: OwnedFd, policy: &corral_core::seccomp_policy::SeccompPolicy) -> ExecWatch {
+        ExecWatch {
+            fd,
+            names: ArgNames {
+                namespace_flags: policy.deny_namespace_flags.clone(),
+                ioctls: policy
+                    .deny_ioctls
+                    .iter()
+                    .map(|d| (d.name.clone(), d.request))
+                    .collect(),
+            },
+        }
     }
 
     /// Takes one pending notification: reads what is being executed, lets the call go on, and
@@ -206,7 +225,7 @@ impl ExecWatch {
             pid,
             syscall: crate::seccomp::syscall_name(nr).map_or_else(|| format!("syscall {nr}"), str::to_string),
             program: if valid { program } else { "?".into() },
-            detail: argument_detail(nr, &req.data.args),
+            detail: argument_detail(&self.names, nr, &req.data.args),
         })
     }
 }
@@ -214,37 +233,33 @@ impl ExecWatch {
 /// What made a call with argument checks denied, from its registers: the namespace flags of
 /// `clone`/`unshare`, the `ioctl` request, the `socket` family (and netlink protocol). None for
 /// calls denied whatever their arguments.
-fn argument_detail(nr: i64, args: &[u64; 6]) -> Option<String> {
+fn argument_detail(names: &ArgNames, nr: i64, args: &[u64; 6]) -> Option<String> {
     let low = |i: usize| u32::try_from(args[i] & 0xffff_ffff).unwrap_or(0);
     match nr {
         libc::SYS_clone | libc::SYS_unshare => {
-            const FLAGS: &[(libc::c_int, &str)] = &[
-                (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
-                (libc::CLONE_NEWNS, "CLONE_NEWNS"),
-                (libc::CLONE_NEWPID, "CLONE_NEWPID"),
-                (libc::CLONE_NEWNET, "CLONE_NEWNET"),
-                (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
-                (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
-                (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
-                (0x80, "CLONE_NEWTIME"),
-            ];
-            let flags = low(0);
-            let names: Vec<&str> = FLAGS
+            let flags = u64::from(low(0));
+            let set: Vec<&str> = names
+                .namespace_flags
                 .iter()
-                .filter(|(f, _)| flags & f.unsigned_abs() != 0)
-                .map(|(_, n)| *n)
+                .filter(|(_, f)| flags & f != 0)
+                .map(|(n, _)| n.as_str())
                 .collect();
-            Some(if names.is_empty() {
+            Some(if set.is_empty() {
                 format!("flags {flags:#x}")
             } else {
-                names.join("|")
+                set.join("|")
             })
         }
-        libc::SYS_ioctl => Some(match low(1) {
-            0x5412 => "TIOCSTI".to_string(),
-            0x541C => "TIOCLINUX".to_string(),
-            r => format!("request {r:#x}"),
-        }),
+        libc::SYS_ioctl => {
+            let request = low(1);
+            Some(
+                names
+                    .ioctls
+                    .iter()
+                    .find(|(_, r)| *r == request)
+                    .map_or_else(|| format!("request {request:#x}"), |(n, _)| n.clone()),
+            )
+        }
         libc::SYS_socket | libc::SYS_socketpair => {
             let family = low(0);
             let name = match i32::try_from(family).unwrap_or(-1) {

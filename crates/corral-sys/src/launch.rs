@@ -335,6 +335,7 @@ fn launch_inner(plan: &Plan, observer: &mut dyn Observer) -> Result<Outcome, Lau
         base: &layers,
         reprotect: &reprotect,
         watcher: &watcher,
+        seccomp: &plan.seccomp,
         deadline: plan
             .limits
             .wall_seconds
@@ -650,6 +651,8 @@ struct Supervised<'a> {
     base: &'a [LayerReport],
     reprotect: &'a ForkServer,
     watcher: &'a Watcher,
+    /// The seccomp policy: the names of what its argument checks refuse, for the records.
+    seccomp: &'a corral_core::seccomp_policy::SeccompPolicy,
     /// When the wall-clock limit ends the session.
     deadline: Option<std::time::Instant>,
     /// Set when the deadline passed and the sandbox was killed.
@@ -835,7 +838,7 @@ fn supervise(pid: i32, ctl: &UnixStream, ctx: &mut Supervised<'_>) -> Result<(i3
                 match m {
                     Msg::Init(InitMsg::ExecListener) => {
                         if let Some(fd) = pending_fds.pop_front() {
-                            exec_watch = Some(ExecWatch::new(fd));
+                            exec_watch = Some(ExecWatch::new(fd, ctx.seccomp));
                         }
                     }
                     Msg::Init(InitMsg::NetSockets { proxy, gateway }) => {
