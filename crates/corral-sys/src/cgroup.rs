@@ -311,15 +311,11 @@ impl SessionCgroup {
         if let Some(v) = read("memory.swap.max") {
             shown.push(format!("memory.swap.max={v}"));
         }
-        let want =
-            |file: &str, v: Option<String>| v.is_none_or(|v| read(file).as_deref() == Some(v.as_str()));
-        let held = want("memory.max", limits.memory_bytes.map(|b| b.to_string()))
-            && want("memory.swap.max", limits.memory_bytes.map(|_| "0".to_string()))
-            && want("pids.max", limits.pids.map(|p| p.to_string()))
-            && want(
-                "cpu.max",
-                limits.cpu_quota_us_per_period.map(|(q, p)| format!("{q} {p}")),
-            );
+        // Every file a v2 session cgroup of ours would have written, with the value it would hold.
+        let held = [Controller::Memory, Controller::Pids, Controller::Cpu]
+            .into_iter()
+            .flat_map(|c| limit_files(c, Version::V2, limits))
+            .all(|f| read(f.name).as_deref() == Some(f.value.as_str()));
         let outcome = CgroupOutcome {
             achieved: if held { Achieved::Full } else { Achieved::Partial },
             detail: format!(
